@@ -1,0 +1,501 @@
+//! Message heads: finding where a head ends, parsing it (httparse first, a lenient parser
+//! for what real peers send that httparse rejects), and reading the framing headers.
+
+use std::ops::Range;
+
+use crate::types::{Anomalies, Coding, Field, Head, HttpAnomaly, Version};
+
+/// Where a head ends, found incrementally. `scanned` lets a search resume where it stopped.
+#[derive(Default, Debug)]
+pub(crate) struct HeadScan {
+    scanned: usize,
+    /// The first line was seen and had no HTTP version (an HTTP/0.9 request): it is the head.
+    pub first_line_done: bool,
+    pub bare_lf: bool,
+}
+
+impl HeadScan {
+    /// Returns the length of the head (through its terminating empty line) if complete.
+    /// `simple_request_allowed`: a first line without `HTTP/` ends the head (HTTP/0.9).
+    pub fn find_end(&mut self, buf: &[u8], simple_request_allowed: bool) -> Option<usize> {
+        let mut from = self.scanned;
+        while let Some(pos) = memchr::memchr(b'\n', &buf[from..]) {
+            let nl = from + pos;
+            if nl == 0 || buf[nl - 1] != b'\r' {
+                self.bare_lf = true;
+            }
+            if !self.first_line_done {
+                self.first_line_done = true;
+                if simple_request_allowed && !contains_version(&buf[..nl]) {
+                    self.scanned = nl + 1;
+                    return Some(nl + 1);
+                }
+            }
+            // An empty line: "\n\n" or "\n\r\n".
+            let line_start = nl_line_start(buf, nl);
+            let line = &buf[line_start..nl];
+            if line.is_empty() || line == b"\r" {
+                if line_start > 0 {
+                    self.scanned = nl + 1;
+                    return Some(nl + 1);
+                }
+            }
+            from = nl + 1;
+        }
+        // Keep a byte back so a CR before a not-yet-arrived LF is rechecked.
+        self.scanned = buf.len().saturating_sub(1).max(self.scanned);
+        None
+    }
+}
+
+fn nl_line_start(buf: &[u8], nl: usize) -> usize {
+    memchr::memrchr(b'\n', &buf[..nl]).map_or(0, |p| p + 1)
+}
+
+fn contains_version(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"HTTP/").is_some() || memchr::memmem::find(line, b"http/").is_some()
+}
+
+pub(crate) struct RequestHead {
+    pub head: Head,
+    pub method: Range<u32>,
+    pub target: Range<u32>,
+    pub version: Version,
+}
+
+pub(crate) struct ResponseHead {
+    pub head: Head,
+    pub version: Version,
+    pub status: u16,
+    pub reason: Range<u32>,
+}
+
+fn range_of(base: &[u8], part: &[u8]) -> Range<u32> {
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    if start > base.len() {
+        return 0..0;
+    }
+    start as u32..(start + part.len()) as u32
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t' | b'\r', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t' | b'\r'] = s {
+        s = rest;
+    }
+    s
+}
+
+const STACK_HEADERS: usize = 48;
+
+/// Parses a complete request head. `None` when the first line is not a request at all.
+pub(crate) fn parse_request(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<RequestHead> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut stack);
+    if let Ok(httparse::Status::Complete(_)) = req.parse(bytes) {
+        if req.headers.len() <= max_headers {
+            let version = match req.version {
+                Some(0) => Version::Http10,
+                _ => Version::Http11,
+            };
+            let method = range_of(bytes, req.method.unwrap_or("").as_bytes());
+            let target = range_of(bytes, req.path.unwrap_or("").as_bytes());
+            let fields = req
+                .headers
+                .iter()
+                .map(|h| Field { name: range_of(bytes, h.name.as_bytes()), value: range_of(bytes, h.value) })
+                .collect();
+            return Some(RequestHead { head: Head { raw: bytes.to_vec(), fields }, method, target, version });
+        }
+    }
+    parse_request_lenient(bytes, max_headers, anomalies)
+}
+
+fn parse_request_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<RequestHead> {
+    let line_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+    let line = trim(&bytes[..line_end]);
+    let sp = line.iter().position(|&b| b == b' ' || b == b'\t')?;
+    let method = &line[..sp];
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return None;
+    }
+    let rest = trim(&line[sp..]);
+    // The version is the last word when it looks like one; everything between is the target
+    // (real clients send unescaped spaces in targets).
+    let (target, version) = match rest.iter().rposition(|&b| b == b' ' || b == b'\t') {
+        Some(p) if Version::parse(trim(&rest[p..])).is_some() => (trim(&rest[..p]), Version::parse(trim(&rest[p..]))),
+        _ => match Version::parse(rest) {
+            Some(v) => (&rest[..0], Some(v)),
+            None => (rest, None),
+        },
+    };
+    let version = match version {
+        Some(v) => v,
+        None => {
+            if rest.len() >= 5 && contains_version(rest) {
+                anomalies.insert(HttpAnomaly::InvalidStartLine);
+            }
+            Version::Http09
+        }
+    };
+    let mut raw = bytes.to_vec();
+    let method = range_of(bytes, method);
+    let target = range_of(bytes, target);
+    let fields = if version == Version::Http09 {
+        Vec::new()
+    } else {
+        parse_fields_lenient(bytes, line_end + 1, max_headers, &mut raw, anomalies)
+    };
+    Some(RequestHead { head: Head { raw, fields }, method, target, version })
+}
+
+/// Parses a complete response head. `None` when it is not a status line.
+pub(crate) fn parse_response(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<ResponseHead> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut stack);
+    if let Ok(httparse::Status::Complete(_)) = resp.parse(bytes) {
+        if resp.headers.len() <= max_headers {
+            let version = match resp.version {
+                Some(0) => Version::Http10,
+                _ => Version::Http11,
+            };
+            let reason = range_of(bytes, resp.reason.unwrap_or("").as_bytes());
+            let fields = resp
+                .headers
+                .iter()
+                .map(|h| Field { name: range_of(bytes, h.name.as_bytes()), value: range_of(bytes, h.value) })
+                .collect();
+            return Some(ResponseHead {
+                head: Head { raw: bytes.to_vec(), fields },
+                version,
+                status: resp.code.unwrap_or(0),
+                reason,
+            });
+        }
+    }
+    parse_response_lenient(bytes, max_headers, anomalies)
+}
+
+fn parse_response_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<ResponseHead> {
+    let line_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+    let line = trim(&bytes[..line_end]);
+    let vend = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());
+    let version = match Version::parse(&line[..vend]) {
+        Some(v) => v,
+        None if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"HTTP/") => {
+            anomalies.insert(HttpAnomaly::InvalidStartLine);
+            Version::Http11
+        }
+        None => return None,
+    };
+    let rest = trim(&line[vend..]);
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let status = if (1..=3).contains(&digits) {
+        rest[..digits].iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16)
+    } else {
+        anomalies.insert(HttpAnomaly::InvalidStartLine);
+        0
+    };
+    let reason = range_of(bytes, trim(&rest[digits..]));
+    let mut raw = bytes.to_vec();
+    let fields = parse_fields_lenient(bytes, line_end + 1, max_headers, &mut raw, anomalies);
+    Some(ResponseHead { head: Head { raw, fields }, version, status, reason })
+}
+
+/// Header lines from `start`, tolerating obs-fold (joined into `raw`'s tail), whitespace before
+/// the colon and lines without a colon (skipped). Each oddity is an anomaly.
+fn parse_fields_lenient(
+    bytes: &[u8],
+    start: usize,
+    max_headers: usize,
+    raw: &mut Vec<u8>,
+    anomalies: &mut Anomalies,
+) -> Vec<Field> {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut pos = start.min(bytes.len());
+    while pos < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |p| pos + p);
+        let mut line = &bytes[pos..end];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        let next = end + 1;
+        if line.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            anomalies.insert(HttpAnomaly::ObsFold);
+            if let Some(last) = fields.last_mut() {
+                // Join as one value with a single space, in the copy's tail.
+                let cont = trim(line);
+                let prev = raw[last.value.start as usize..last.value.end as usize].to_vec();
+                let new_start = raw.len() as u32;
+                raw.extend_from_slice(&prev);
+                if !cont.is_empty() {
+                    raw.push(b' ');
+                    raw.extend_from_slice(cont);
+                }
+                last.value = new_start..raw.len() as u32;
+            }
+            pos = next;
+            continue;
+        }
+        match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let name_raw = &line[..colon];
+                let name = trim(name_raw);
+                if name.len() != name_raw.len() || name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                    anomalies.insert(HttpAnomaly::InvalidHeader);
+                }
+                if fields.len() >= max_headers {
+                    anomalies.insert(HttpAnomaly::HeaderLimit);
+                    break;
+                }
+                let value = trim(&line[colon + 1..]);
+                fields.push(Field { name: range_of(bytes, name), value: range_of(bytes, value) });
+            }
+            None => anomalies.insert(HttpAnomaly::InvalidHeader),
+        }
+        pos = next;
+    }
+    fields
+}
+
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Could these bytes begin a request line? Used to tell requests from other protocols and
+/// to find the next message after junk or a gap. `Some(false)` = definitely not,
+/// `None` = not enough bytes to tell.
+pub(crate) fn looks_like_request_start(b: &[u8]) -> Option<bool> {
+    let mut n = 0;
+    for &c in b.iter().take(24) {
+        if c == b' ' {
+            return Some(n > 0 && n <= 20);
+        }
+        if !(c.is_ascii_uppercase() || c.is_ascii_lowercase() || c == b'-' || c == b'_') {
+            return Some(false);
+        }
+        n += 1;
+    }
+    if n >= 20 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Could these bytes begin a status line?
+pub(crate) fn looks_like_response_start(b: &[u8]) -> Option<bool> {
+    let n = b.len().min(5);
+    if !b[..n].eq_ignore_ascii_case(&b"HTTP/"[..n]) {
+        return Some(false);
+    }
+    if n < 5 {
+        None
+    } else {
+        Some(true)
+    }
+}
+
+/// Framing and handling facts read from a head.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Framing {
+    pub content_length: Option<u64>,
+    pub content_length_bad: bool,
+    pub chunked: bool,
+    pub transfer_encoding: bool,
+    pub coding: Coding,
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+}
+
+pub(crate) fn framing(head: &Head, anomalies: &mut Anomalies) -> Framing {
+    let mut f = Framing::default();
+    let mut host_seen = false;
+    for (name, value) in head.iter() {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for part in value.split(|&b| b == b',') {
+                let part = trim(part);
+                match parse_decimal(part) {
+                    Some(n) => match f.content_length {
+                        Some(old) if old == n => anomalies.insert(HttpAnomaly::DuplicateContentLength),
+                        Some(old) => {
+                            anomalies.insert(HttpAnomaly::ConflictingContentLength);
+                            // The largest claim, so a body is not cut short and misread as heads.
+                            f.content_length = Some(old.max(n));
+                        }
+                        None => f.content_length = Some(n),
+                    },
+                    None => {
+                        anomalies.insert(HttpAnomaly::BadContentLength);
+                        f.content_length_bad = true;
+                    }
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            f.transfer_encoding = true;
+            let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()).collect();
+            if codings.iter().any(|c| c.eq_ignore_ascii_case(b"chunked")) {
+                if !codings.last().is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) || f.chunked {
+                    anomalies.insert(HttpAnomaly::BadTransferEncoding);
+                }
+                f.chunked = true;
+            } else if !codings.iter().all(|c| c.eq_ignore_ascii_case(b"identity")) {
+                anomalies.insert(HttpAnomaly::BadTransferEncoding);
+            }
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            f.coding = coding_of(value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for tok in value.split(|&b| b == b',').map(trim) {
+                if tok.eq_ignore_ascii_case(b"close") {
+                    f.close = true;
+                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                    f.keep_alive = true;
+                } else if tok.eq_ignore_ascii_case(b"upgrade") {
+                    f.upgrade = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            if host_seen {
+                anomalies.insert(HttpAnomaly::DuplicateHost);
+            }
+            host_seen = true;
+        }
+    }
+    if f.chunked && (f.content_length.is_some() || f.content_length_bad) {
+        anomalies.insert(HttpAnomaly::TeClConflict);
+    }
+    f
+}
+
+fn coding_of(value: &[u8]) -> Coding {
+    // The last coding applied is the first to undo; stacked codings are rare enough that only
+    // a single one is decoded.
+    let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()).collect();
+    match codings.as_slice() {
+        [] => Coding::Identity,
+        [one] => {
+            let c = *one;
+            if c.eq_ignore_ascii_case(b"gzip") || c.eq_ignore_ascii_case(b"x-gzip") {
+                Coding::Gzip
+            } else if c.eq_ignore_ascii_case(b"deflate") {
+                Coding::Deflate
+            } else if c.eq_ignore_ascii_case(b"br") {
+                Coding::Brotli
+            } else if c.eq_ignore_ascii_case(b"zstd") {
+                Coding::Zstd
+            } else if c.eq_ignore_ascii_case(b"identity") {
+                Coding::Identity
+            } else {
+                Coding::Unknown
+            }
+        }
+        _ => Coding::Unknown,
+    }
+}
+
+/// A decimal length: digits only (leading zeros allowed), no sign, no overflow.
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 40 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_end_found_across_calls_and_bare_lf_noticed() {
+        let mut s = HeadScan::default();
+        assert_eq!(s.find_end(b"GET / HTTP/1.1\r\nHost: a\r\n", true), None);
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+        assert_eq!(s.find_end(full, true), Some(full.len() - 4));
+        assert!(!s.bare_lf);
+        let mut s = HeadScan::default();
+        assert_eq!(s.find_end(b"GET / HTTP/1.1\nHost: a\n\nX", true), Some(24));
+        assert!(s.bare_lf);
+    }
+
+    #[test]
+    fn simple_request_line_is_a_whole_head() {
+        let mut s = HeadScan::default();
+        assert_eq!(s.find_end(b"GET /x\r\nmore", true), Some(8));
+        let mut a = Anomalies::default();
+        let r = parse_request(b"GET /x\r\n", 10, &mut a).expect("request");
+        assert_eq!(r.version, Version::Http09);
+        assert_eq!(&r.head.raw[r.target.start as usize..r.target.end as usize], b"/x");
+    }
+
+    #[test]
+    fn lenient_request_keeps_spaces_in_target_and_joins_obs_fold() {
+        let mut a = Anomalies::default();
+        let bytes = b"GET /a b.html HTTP/1.1\r\nHost: x\r\nX-Long: one\r\n two\r\nbad line\r\n\r\n";
+        let r = parse_request(bytes, 10, &mut a).expect("request");
+        assert_eq!(r.head.slice(&r.target), b"/a b.html");
+        assert_eq!(r.head.get("x-long"), Some(&b"one two"[..]));
+        assert_eq!(r.head.get("host"), Some(&b"x"[..]));
+        assert!(a.contains(HttpAnomaly::ObsFold));
+        assert!(a.contains(HttpAnomaly::InvalidHeader));
+    }
+
+    #[test]
+    fn framing_flags_smuggling_signals() {
+        let mut a = Anomalies::default();
+        let r = parse_request(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n",
+            10,
+            &mut a,
+        )
+        .expect("request");
+        let f = framing(&r.head, &mut a);
+        assert!(f.chunked);
+        assert!(a.contains(HttpAnomaly::ConflictingContentLength));
+        assert!(a.contains(HttpAnomaly::TeClConflict));
+        let mut a = Anomalies::default();
+        let r = parse_request(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 10, &mut a).expect("request");
+        let f = framing(&r.head, &mut a);
+        assert!(f.content_length.is_none() && f.content_length_bad);
+        assert!(a.contains(HttpAnomaly::BadContentLength));
+        assert_eq!(parse_decimal(b"00042"), Some(42));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn header_limit_is_enforced() {
+        let mut bytes = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..100 {
+            bytes.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let mut a = Anomalies::default();
+        let r = parse_response(&bytes, 20, &mut a).expect("response");
+        assert_eq!(r.head.fields.len(), 20);
+        assert_eq!(r.status, 200);
+        assert!(a.contains(HttpAnomaly::HeaderLimit));
+    }
+
+    #[test]
+    fn start_line_recognition() {
+        assert_eq!(looks_like_request_start(b"GET /"), Some(true));
+        assert_eq!(looks_like_request_start(b"\x16\x03\x01"), Some(false));
+        assert_eq!(looks_like_request_start(b"SSH-2.0-Open"), Some(false));
+        assert_eq!(looks_like_request_start(b"GE"), None);
+        assert_eq!(looks_like_response_start(b"HTTP/1.1 200"), Some(true));
+        assert_eq!(looks_like_response_start(b"HTT"), None);
+        assert_eq!(looks_like_response_start(b"SSH-2.0"), Some(false));
+    }
+}
