@@ -1,0 +1,260 @@
+//! The transaction record (RECORDS.md §1): Elastic Common Schema names, one JSON object per
+//! line. Field names are a public interface: change them only with a record version bump.
+
+use engine::TxRecord;
+use http::{Head, Request, Transaction};
+
+use crate::json::{self, Obj};
+use crate::time::rfc3339_micros;
+
+/// Host and port a request was addressed to: the Host header, else an absolute-form target.
+fn authority(req: &Request) -> Option<(&[u8], Option<u16>)> {
+    let raw = match req.head.get("host") {
+        Some(h) if !h.is_empty() => h,
+        _ => {
+            let t = req.target();
+            let rest = t
+                .iter()
+                .position(|&b| b == b':')
+                .filter(|&p| t[p..].starts_with(b"://"))
+                .map(|p| &t[p + 3..])?;
+            let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+            &rest[..end]
+        }
+    };
+    Some(split_host_port(raw))
+}
+
+fn split_host_port(raw: &[u8]) -> (&[u8], Option<u16>) {
+    if let Some(rest) = raw.strip_prefix(b"[") {
+        if let Some(end) = rest.iter().position(|&b| b == b']') {
+            let port = rest[end + 1..].strip_prefix(b":").and_then(parse_port);
+            return (&rest[..end], port);
+        }
+    }
+    match raw.iter().rposition(|&b| b == b':') {
+        Some(p) if raw.iter().filter(|&&b| b == b':').count() == 1 => (&raw[..p], parse_port(&raw[p + 1..])),
+        _ => (raw, None),
+    }
+}
+
+fn parse_port(b: &[u8]) -> Option<u16> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Path and query of a request target (origin- or absolute-form).
+fn path_query(target: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
+    let mut t = target;
+    if let Some(p) = t.windows(3).position(|w| w == b"://") {
+        if t[..p].iter().all(|b| b.is_ascii_alphabetic()) {
+            let after = &t[p + 3..];
+            t = match after.iter().position(|&b| b == b'/' || b == b'?') {
+                Some(s) => &after[s..],
+                None => &[],
+            };
+        }
+    }
+    if !t.starts_with(b"/") && !t.starts_with(b"?") {
+        return (None, None);
+    }
+    match t.iter().position(|&b| b == b'?') {
+        Some(q) => (Some(&t[..q]), Some(&t[q + 1..])),
+        None => (Some(t), None),
+    }
+}
+
+fn mime(head: &Head) -> Option<&[u8]> {
+    let ct = head.get("content-type")?;
+    let end = ct.iter().position(|&b| b == b';').unwrap_or(ct.len());
+    let m = ct[..end].trim_ascii();
+    (!m.is_empty()).then_some(m)
+}
+
+fn ip(out: &mut Vec<u8>, addr: std::net::IpAddr) {
+    use std::io::Write;
+    out.push(b'"');
+    let _ = write!(out, "{addr}");
+    out.push(b'"');
+}
+
+/// Appends one transaction record and a newline.
+pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
+    let tx: &Transaction = &rec.tx;
+    let req = tx.request.as_ref();
+    let resp = tx.response.as_ref();
+    let mut o = Obj::new(out);
+    let ts = o.key("@timestamp");
+    ts.push(b'"');
+    rfc3339_micros(ts, tx.start());
+    ts.push(b'"');
+    o.obj("event", |e| {
+        e.str("kind", b"event");
+        e.raw("category", br#"["network","web"]"#);
+        e.str("dataset", b"mirador.http");
+        if let (Some(rq), Some(rs)) = (req, resp) {
+            e.uint("duration", rs.end.since(rq.start));
+        }
+    });
+    o.obj("source", |s| {
+        ip(s.key("ip"), rec.flow.client.ip());
+        s.uint("port", rec.flow.client.port() as u64);
+    });
+    o.obj("destination", |d| {
+        ip(d.key("ip"), rec.flow.server.ip());
+        d.uint("port", rec.flow.server.port() as u64);
+    });
+    o.obj("network", |n| {
+        n.str("community_id", rec.flow.community_id.as_bytes());
+        n.str("transport", b"tcp");
+        if let Some(v) = rec.flow.vlan {
+            n.obj("vlan", |vl| vl.str("id", v.to_string().as_bytes()));
+        }
+    });
+    o.obj("http", |h| {
+        let version = req.map(|r| r.version).or(resp.map(|r| r.version));
+        if let Some(v) = version {
+            h.str("version", v.as_str().as_bytes());
+        }
+        if let Some(r) = req {
+            h.obj("request", |q| {
+                q.str("method", r.method());
+                q.uint("bytes", r.body.wire_len);
+                q.obj("body", |b| b.uint("bytes", r.body.len));
+                if let Some(m) = mime(&r.head) {
+                    q.str("mime_type", m);
+                }
+            });
+        }
+        if let Some(r) = resp {
+            h.obj("response", |q| {
+                if r.status != 0 {
+                    q.uint("status_code", r.status as u64);
+                }
+                q.uint("bytes", r.body.wire_len);
+                q.obj("body", |b| b.uint("bytes", r.body.len));
+                if let Some(m) = mime(&r.head) {
+                    q.str("mime_type", m);
+                }
+            });
+        }
+    });
+    if let Some(r) = req {
+        o.obj("url", |u| {
+            u.str("original", r.target());
+            let (path, query) = path_query(r.target());
+            if let Some(p) = path {
+                u.str("path", p);
+            }
+            if let Some(q) = query {
+                u.str("query", q);
+            }
+            if let Some((host, port)) = authority(r) {
+                if !host.is_empty() {
+                    u.str("domain", host);
+                }
+                if let Some(p) = port {
+                    u.uint("port", p as u64);
+                }
+            }
+        });
+        if let Some(ua) = r.head.get("user-agent") {
+            o.obj("user_agent", |u| u.str("original", ua));
+        }
+    }
+    o.obj("mirador", |m| {
+        m.obj("flow", |f| f.str("uid", rec.flow.uid.as_bytes()));
+        m.obj("tx", |t| t.uint("index", tx.index as u64));
+        if !tx.anomalies.is_empty() {
+            let a = m.key("anomalies");
+            a.push(b'[');
+            for (i, an) in tx.anomalies.iter().enumerate() {
+                if i > 0 {
+                    a.push(b',');
+                }
+                json::string(a, an.as_str().as_bytes());
+            }
+            a.push(b']');
+        }
+    });
+    o.end();
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::FlowIds;
+    use flow::Direction;
+    use http::{Connection, HttpConfig, HttpStats};
+    use std::sync::Arc;
+    use wire::Timestamp;
+
+    fn record(req: &[u8], resp: &[u8]) -> serde_json::Value {
+        let cfg = HttpConfig::default();
+        let mut c = Connection::new();
+        let mut stats = HttpStats::default();
+        let mut txs = Vec::new();
+        c.data(&cfg, Direction::Orig, Timestamp::from_secs_nanos(1_700_000_000, 5_000), req, &mut stats, &mut txs);
+        c.data(&cfg, Direction::Resp, Timestamp::from_secs_nanos(1_700_000_001, 0), resp, &mut stats, &mut txs);
+        c.close(&cfg, Timestamp::from_secs(1_700_000_002), &mut stats, &mut txs);
+        let flow = Arc::new(FlowIds {
+            uid: "Cabc".into(),
+            community_id: "1:x".into(),
+            client: "10.0.0.1:40000".parse().expect("addr"),
+            server: "[2001:db8::1]:8080".parse().expect("addr"),
+            vlan: Some(42),
+        });
+        let mut out = Vec::new();
+        transaction(&mut out, &TxRecord { flow, tx: txs.remove(0) });
+        assert_eq!(out.last(), Some(&b'\n'));
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn record_has_the_public_field_names() {
+        let v = record(
+            b"POST /api/v1/users/12?x=1&y=%20 HTTP/1.1\r\nHost: API.example.com:8443\r\nUser-Agent: curl/8\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\n\r\n{}",
+            b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        );
+        assert_eq!(v["@timestamp"], "2023-11-14T22:13:20.000005Z");
+        assert_eq!(v["event"]["dataset"], "mirador.http");
+        assert_eq!(v["event"]["duration"], 999_995_000u64);
+        assert_eq!(v["source"]["ip"], "10.0.0.1");
+        assert_eq!(v["destination"]["ip"], "2001:db8::1");
+        assert_eq!(v["destination"]["port"], 8080);
+        assert_eq!(v["network"]["vlan"]["id"], "42");
+        assert_eq!(v["http"]["request"]["method"], "POST");
+        assert_eq!(v["http"]["request"]["body"]["bytes"], 2);
+        assert_eq!(v["http"]["request"]["mime_type"], "application/json");
+        assert_eq!(v["http"]["response"]["status_code"], 201);
+        assert_eq!(v["http"]["response"]["body"]["bytes"], 3);
+        assert_eq!(v["http"]["version"], "1.1");
+        assert_eq!(v["url"]["original"], "/api/v1/users/12?x=1&y=%20");
+        assert_eq!(v["url"]["path"], "/api/v1/users/12");
+        assert_eq!(v["url"]["query"], "x=1&y=%20");
+        assert_eq!(v["url"]["domain"], "API.example.com");
+        assert_eq!(v["url"]["port"], 8443);
+        assert_eq!(v["user_agent"]["original"], "curl/8");
+        assert_eq!(v["mirador"]["tx"]["index"], 0);
+        assert!(v["mirador"].get("anomalies").is_none());
+    }
+
+    #[test]
+    fn absolute_form_target_gives_domain_and_anomalies_are_listed() {
+        let v = record(
+            b"GET http://proxy.test:3128/a/b?q HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        );
+        assert_eq!(v["url"]["domain"], "proxy.test");
+        assert_eq!(v["url"]["path"], "/a/b");
+        assert_eq!(v["url"]["query"], "q");
+        assert_eq!(v["mirador"]["anomalies"], serde_json::json!(["duplicate_content_length"]));
+    }
+
+    #[test]
+    fn host_port_splitting() {
+        assert_eq!(split_host_port(b"[::1]:80"), (&b"::1"[..], Some(80)));
+        assert_eq!(split_host_port(b"a.b"), (&b"a.b"[..], None));
+        assert_eq!(split_host_port(b"::1"), (&b"::1"[..], None));
+    }
+}
