@@ -12,7 +12,10 @@ impl Timestamp {
     pub const ZERO: Timestamp = Timestamp(0);
 
     pub fn from_secs_nanos(secs: u64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(nanos as u64),
+        )
     }
     pub fn from_secs(secs: u64) -> Self {
         Self::from_secs_nanos(secs, 0)

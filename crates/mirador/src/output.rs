@@ -1,0 +1,88 @@
+//! Record output off the packet path: a writer thread takes batches of transactions over a
+//! bounded channel, encodes them and writes them out, so encoding and I/O overlap with
+//! packet processing and a slow disk shows up as back-pressure, never as lost order.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use engine::TxRecord;
+
+pub type Batch = Vec<TxRecord>;
+
+pub struct TxWriter {
+    tx: Option<Sender<Batch>>,
+    handle: Option<JoinHandle<io::Result<u64>>>,
+    /// Emptied batches come back for reuse, so steady state allocates no batch vectors.
+    recycled: Receiver<Batch>,
+}
+
+fn open_sink(path: &Path) -> Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdout()));
+    }
+    let f = File::create(path).with_context(|| {
+        format!("{}: cannot create the transactions file; check the directory exists and is writable", path.display())
+    })?;
+    Ok(Box::new(f))
+}
+
+impl TxWriter {
+    pub fn start(path: &Path) -> Result<TxWriter> {
+        let sink = open_sink(path)?;
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(64);
+        let (back_tx, back_rx) = crossbeam_channel::bounded::<Batch>(64);
+        let handle = std::thread::Builder::new()
+            .name("mirador-output".into())
+            .spawn(move || -> io::Result<u64> {
+                let mut w = BufWriter::with_capacity(1 << 20, sink);
+                let mut buf = Vec::with_capacity(1 << 16);
+                let mut n = 0u64;
+                for mut batch in rx {
+                    for rec in batch.drain(..) {
+                        sinks::ecs::transaction(&mut buf, &rec);
+                        n += 1;
+                        if buf.len() >= 1 << 15 {
+                            w.write_all(&buf)?;
+                            buf.clear();
+                        }
+                    }
+                    let _ = back_tx.try_send(batch);
+                }
+                w.write_all(&buf)?;
+                w.flush()?;
+                Ok(n)
+            })
+            .context("cannot start the output thread")?;
+        Ok(TxWriter { tx: Some(tx), handle: Some(handle), recycled: back_rx })
+    }
+
+    /// An empty batch vector, reused when one has come back.
+    pub fn batch(&self) -> Batch {
+        self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(256))
+    }
+
+    /// Hands a batch to the writer. Fails only if the writer stopped (its error is reported
+    /// by `finish`).
+    pub fn send(&self, batch: Batch) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(batch).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Flushes and returns the number of records written.
+    pub fn finish(mut self) -> Result<u64> {
+        drop(self.tx.take());
+        let handle = self.handle.take().context("output thread already finished")?;
+        let n = handle.join().map_err(|_| anyhow::anyhow!("output thread panicked"))?.context("writing transactions")?;
+        Ok(n)
+    }
+}
+
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}

@@ -1,0 +1,85 @@
+//! The end-of-run summary on stderr: what was read, what was found, what was lost and why.
+
+use std::io::Write;
+use std::time::Duration;
+
+use capture::ReaderStats;
+use engine::EngineStats;
+use flow::CloseReason;
+
+pub struct Summary {
+    pub engine: EngineStats,
+    pub reader: ReaderStats,
+    pub elapsed: Duration,
+    /// Transaction records written, when an output was configured.
+    pub written: Option<u64>,
+}
+
+impl Summary {
+    pub fn print(&self, w: &mut dyn Write) {
+        let e = &self.engine;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let r = &self.reader;
+        let _ = writeln!(w, "mirador replay summary");
+        let _ = writeln!(w, "  packets            {}  ({} bytes captured)", r.packets, r.bytes);
+        let _ = writeln!(
+            w,
+            "  decoded            tcp {}  not-tcp {}  fragments {} (reassembled {})  tunnelled {}",
+            e.decode.tcp, e.decode.not_tcp, e.decode.fragments, e.decode.reassembled, e.decode.tunnelled
+        );
+        let _ = writeln!(w, "  flows              {}  (peak concurrent {})", e.flow.flows_created, e.flow.flows_peak);
+        let _ = writeln!(w, "  transactions       {}  (requests {}, responses {})", e.http.transactions, e.http.requests, e.http.responses);
+        if let Some(n) = self.written {
+            let _ = writeln!(w, "  records written    {n}");
+        }
+        let _ = writeln!(
+            w,
+            "  reassembly         out-of-order segments {}  retransmitted bytes {}  gaps {} ({} bytes)",
+            e.flow.out_of_order_segments, e.flow.retransmitted_bytes, e.flow.gaps, e.flow.gap_bytes
+        );
+        let mut anomalies: Vec<(String, u64)> = Vec::new();
+        anomalies.extend(e.decode.anomaly_counts().map(|(a, n)| (format!("decode.{}", a.as_str()), n)));
+        anomalies.extend(e.http.anomaly_counts().map(|(a, n)| (format!("http.{}", a.as_str()), n)));
+        if e.flow.overlap_mismatches > 0 {
+            anomalies.push(("flow.overlap_mismatch".into(), e.flow.overlap_mismatches));
+        }
+        if anomalies.is_empty() {
+            let _ = writeln!(w, "  anomalies          none");
+        } else {
+            let _ = writeln!(w, "  anomalies");
+            for (name, n) in anomalies {
+                let _ = writeln!(w, "    {name:<36} {n}");
+            }
+        }
+        let _ = writeln!(w, "  drops and evictions");
+        let rows = [
+            ("capture.truncated_records", r.truncated_records),
+            ("capture.corrupt_records", r.corrupt_records),
+            ("capture.resyncs", r.resyncs),
+            ("decode.fragment_evictions", e.decode.fragment_evictions),
+            ("decode.fragment_timeouts", e.decode.fragment_timeouts),
+            ("flow.evicted_closed", e.flow.evicted_closed),
+            ("flow.evicted_embryonic", e.flow.evicted_embryonic),
+            ("flow.evicted_established", e.flow.evicted_established),
+            ("flow.reassembly_overflow_flushes", e.flow.overflow_flushes),
+            ("flow.packets_after_close", e.flow.packets_after_close),
+            ("http.not_http_directions", e.http.not_http),
+            ("http.tunnels", e.http.tunnels),
+        ];
+        for (name, n) in rows {
+            let _ = writeln!(w, "    {name:<36} {n}");
+        }
+        let closes: Vec<String> =
+            CloseReason::ALL.iter().map(|c| format!("{} {}", c.as_str(), e.flow.closed_by(*c))).collect();
+        let _ = writeln!(w, "  flow ends          {}", closes.join("  "));
+        let gbps = r.bytes as f64 * 8.0 / secs / 1e9;
+        let _ = writeln!(
+            w,
+            "  elapsed            {:.3} s  ({:.2} Gbit/s, {:.0} packets/s, {:.0} transactions/s)",
+            secs,
+            gbps,
+            r.packets as f64 / secs,
+            e.http.transactions as f64 / secs
+        );
+    }
+}
