@@ -248,6 +248,23 @@ impl Connection {
         0
     }
 
+    /// A version-less request line may be followed by headers (and then a blank line) or by
+    /// nothing at all (a true HTTP/0.9 client). Once the server answers, it is complete.
+    fn complete_simple_request(&mut self, cfg: &HttpConfig, client: Direction, ts: Timestamp, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+        let h = &mut self.halves[client.index()];
+        let State::Head { buf, scan, start } = &mut h.state else {
+            return;
+        };
+        if !scan.simple || scan.first_line_end.is_none() {
+            return;
+        }
+        let mut bytes = std::mem::take(buf);
+        let start = *start;
+        bytes.extend_from_slice(b"\r\n\r\n");
+        h.state = State::Idle;
+        self.on_request_head(cfg, client, bytes, start, ts, false, stats, out);
+    }
+
     fn waiting_http09(&self) -> bool {
         self.pending
             .iter()
@@ -257,7 +274,7 @@ impl Connection {
     }
 
     /// Accumulates a head; returns (consumed, Some(head bytes)) once complete.
-    fn head_step(&mut self, cfg: &HttpConfig, dir: Direction, data: &[u8], simple_ok: bool, stats: &mut HttpStats) -> (usize, Option<(Vec<u8>, Timestamp, bool)>) {
+    fn head_step(&mut self, cfg: &HttpConfig, dir: Direction, data: &[u8], stats: &mut HttpStats) -> (usize, Option<(Vec<u8>, Timestamp, bool)>) {
         let h = &mut self.halves[dir.index()];
         let State::Head { buf, scan, start } = &mut h.state else {
             return (0, None);
@@ -265,7 +282,7 @@ impl Connection {
         let start = *start;
         if buf.is_empty() {
             // Fast path: the whole head is in this delivery.
-            if let Some(end) = scan.find_end(data, simple_ok) {
+            if let Some(end) = scan.find_end(data) {
                 let bare = scan.bare_lf;
                 return (end, Some((data[..end].to_vec(), start, bare)));
             }
@@ -275,7 +292,7 @@ impl Connection {
         let room = cfg.max_head_bytes.saturating_sub(before);
         let take = data.len().min(room.max(1));
         buf.extend_from_slice(&data[..take]);
-        match scan.find_end(buf, simple_ok) {
+        match scan.find_end(buf) {
             Some(end) => {
                 let used = end - before;
                 buf.truncate(end);
@@ -307,7 +324,7 @@ impl Connection {
                 None => data.len(),
             },
             State::Head { .. } => {
-                let (used, done) = self.head_step(cfg, dir, data, true, stats);
+                let (used, done) = self.head_step(cfg, dir, data, stats);
                 if let Some((bytes, start, bare)) = done {
                     self.on_request_head(cfg, dir, bytes, start, ts, bare, stats, out);
                 }
@@ -319,10 +336,13 @@ impl Connection {
     }
 
     fn server_step(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, data: &[u8], stats: &mut HttpStats, out: &mut Vec<Transaction>) -> usize {
+        self.complete_simple_request(cfg, dir.other(), ts, stats, out);
         let hi = dir.index();
         match &mut self.halves[hi].state {
             State::Idle => {
-                if self.waiting_http09() && head::looks_like_response_start(data) != Some(true) {
+                // A simple (HTTP/0.9) request is answered by raw bytes until close, even when
+                // they happen to begin like a status line.
+                if self.waiting_http09() {
                     self.start_http09_response(cfg, dir, ts, stats);
                     return 0;
                 }
@@ -337,7 +357,7 @@ impl Connection {
                 None => data.len(),
             },
             State::Head { .. } => {
-                let (used, done) = self.head_step(cfg, dir, data, false, stats);
+                let (used, done) = self.head_step(cfg, dir, data, stats);
                 if let Some((bytes, start, bare)) = done {
                     self.on_response_head(cfg, dir, bytes, start, ts, bare, stats, out);
                 }
@@ -357,9 +377,17 @@ impl Connection {
         }
         let head_len = bytes.len() as u64;
         let Some(parsed) = head::parse_request(&bytes, cfg.max_headers, &mut anomalies) else {
+            let h = &mut self.halves[hi];
+            if h.messages == 0 {
+                // The first thing this side said is not a request: not HTTP.
+                h.state = State::NotHttp;
+                stats.not_http += 1;
+                return;
+            }
             anomalies.insert(HttpAnomaly::Junk);
-            self.halves[hi].carry = anomalies;
-            self.halves[hi].state = State::Resync;
+            stats.anomalies[HttpAnomaly::Junk as usize] += 1;
+            h.carry = anomalies;
+            h.state = State::Resync;
             return;
         };
         let framing = head::framing(&parsed.head, &mut anomalies);

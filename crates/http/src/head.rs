@@ -9,36 +9,32 @@ use crate::types::{Anomalies, Coding, Field, Head, HttpAnomaly, Version};
 #[derive(Default, Debug)]
 pub(crate) struct HeadScan {
     scanned: usize,
-    /// The first line was seen and had no HTTP version (an HTTP/0.9 request): it is the head.
-    pub first_line_done: bool,
+    /// End of the first line, once seen.
+    pub first_line_end: Option<usize>,
+    /// The first line carries no `HTTP/` version (a simple, HTTP/0.9-style request line).
+    pub simple: bool,
     pub bare_lf: bool,
 }
 
 impl HeadScan {
     /// Returns the length of the head (through its terminating empty line) if complete.
-    /// `simple_request_allowed`: a first line without `HTTP/` ends the head (HTTP/0.9).
-    pub fn find_end(&mut self, buf: &[u8], simple_request_allowed: bool) -> Option<usize> {
+    pub fn find_end(&mut self, buf: &[u8]) -> Option<usize> {
         let mut from = self.scanned;
         while let Some(pos) = memchr::memchr(b'\n', &buf[from..]) {
             let nl = from + pos;
             if nl == 0 || buf[nl - 1] != b'\r' {
                 self.bare_lf = true;
             }
-            if !self.first_line_done {
-                self.first_line_done = true;
-                if simple_request_allowed && !contains_version(&buf[..nl]) {
-                    self.scanned = nl + 1;
-                    return Some(nl + 1);
-                }
+            if self.first_line_end.is_none() {
+                self.first_line_end = Some(nl + 1);
+                self.simple = !contains_version(&buf[..nl]);
             }
             // An empty line: "\n\n" or "\n\r\n".
             let line_start = nl_line_start(buf, nl);
             let line = &buf[line_start..nl];
-            if line.is_empty() || line == b"\r" {
-                if line_start > 0 {
-                    self.scanned = nl + 1;
-                    return Some(nl + 1);
-                }
+            if (line.is_empty() || line == b"\r") && line_start > 0 {
+                self.scanned = nl + 1;
+                return Some(nl + 1);
             }
             from = nl + 1;
         }
@@ -122,32 +118,33 @@ fn parse_request_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anoma
         return None;
     }
     let rest = trim(&line[sp..]);
-    // The version is the last word when it looks like one; everything between is the target
-    // (real clients send unescaped spaces in targets).
-    let (target, version) = match rest.iter().rposition(|&b| b == b' ' || b == b'\t') {
-        Some(p) if Version::parse(trim(&rest[p..])).is_some() => (trim(&rest[..p]), Version::parse(trim(&rest[p..]))),
-        _ => match Version::parse(rest) {
-            Some(v) => (&rest[..0], Some(v)),
-            None => (rest, None),
-        },
-    };
-    let version = match version {
-        Some(v) => v,
-        None => {
-            if rest.len() >= 5 && contains_version(rest) {
+    // The version is the last word when it starts with `HTTP/`; everything between is the
+    // target (real clients send unescaped spaces). A malformed version still marks the line
+    // as a versioned request.
+    let last = rest.iter().rposition(|&b| b == b' ' || b == b'\t');
+    let (target, version) = match last {
+        Some(p) if trim(&rest[p..]).starts_with(b"HTTP/") => {
+            let v = trim(&rest[p..]);
+            let version = Version::parse(v).unwrap_or_else(|| {
                 anomalies.insert(HttpAnomaly::InvalidStartLine);
+                Version::Http11
+            });
+            (trim(&rest[..p]), version)
+        }
+        _ if rest.starts_with(b"HTTP/") => (&rest[..0], Version::parse(rest).unwrap_or(Version::Http11)),
+        _ => {
+            // No version: an HTTP/0.9 simple request. It must name a target and a plausible
+            // method (three or more token characters, as Zeek requires); else it is not HTTP.
+            if rest.is_empty() || method.len() < 3 {
+                return None;
             }
-            Version::Http09
+            (rest, Version::Http09)
         }
     };
     let mut raw = bytes.to_vec();
     let method = range_of(bytes, method);
     let target = range_of(bytes, target);
-    let fields = if version == Version::Http09 {
-        Vec::new()
-    } else {
-        parse_fields_lenient(bytes, line_end + 1, max_headers, &mut raw, anomalies)
-    };
+    let fields = parse_fields_lenient(bytes, line_end + 1, max_headers, &mut raw, anomalies);
     Some(RequestHead { head: Head { raw, fields }, method, target, version })
 }
 
@@ -276,7 +273,7 @@ pub(crate) fn looks_like_request_start(b: &[u8]) -> Option<bool> {
         if c == b' ' {
             return Some(n > 0 && n <= 20);
         }
-        if !(c.is_ascii_uppercase() || c.is_ascii_lowercase() || c == b'-' || c == b'_') {
+        if !is_tchar(c) {
             return Some(false);
         }
         n += 1;
@@ -399,6 +396,10 @@ fn coding_of(value: &[u8]) -> Coding {
     }
 }
 
+/// Largest Content-Length taken at face value: lengths past a signed 64-bit integer are not
+/// sent by any real peer and are how smuggling probes try to overflow parsers.
+const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
+
 /// A decimal length: digits only (leading zeros allowed), no sign, no overflow.
 pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 40 {
@@ -411,7 +412,7 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
         }
         n = n.checked_mul(10)?.checked_add((b - b'0') as u64)?;
     }
-    Some(n)
+    (n <= MAX_CONTENT_LENGTH).then_some(n)
 }
 
 #[cfg(test)]
@@ -421,19 +422,21 @@ mod tests {
     #[test]
     fn head_end_found_across_calls_and_bare_lf_noticed() {
         let mut s = HeadScan::default();
-        assert_eq!(s.find_end(b"GET / HTTP/1.1\r\nHost: a\r\n", true), None);
+        assert_eq!(s.find_end(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
         let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
-        assert_eq!(s.find_end(full, true), Some(full.len() - 4));
-        assert!(!s.bare_lf);
+        assert_eq!(s.find_end(full), Some(full.len() - 4));
+        assert!(!s.bare_lf && !s.simple);
         let mut s = HeadScan::default();
-        assert_eq!(s.find_end(b"GET / HTTP/1.1\nHost: a\n\nX", true), Some(24));
+        assert_eq!(s.find_end(b"GET / HTTP/1.1\nHost: a\n\nX"), Some(24));
         assert!(s.bare_lf);
     }
 
     #[test]
     fn simple_request_line_is_a_whole_head() {
         let mut s = HeadScan::default();
-        assert_eq!(s.find_end(b"GET /x\r\nmore", true), Some(8));
+        assert_eq!(s.find_end(b"GET /x\r\nmore"), None);
+        assert!(s.simple);
+        assert_eq!(s.first_line_end, Some(8));
         let mut a = Anomalies::default();
         let r = parse_request(b"GET /x\r\n", 10, &mut a).expect("request");
         assert_eq!(r.version, Version::Http09);
@@ -472,6 +475,7 @@ mod tests {
         assert!(a.contains(HttpAnomaly::BadContentLength));
         assert_eq!(parse_decimal(b"00042"), Some(42));
         assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(parse_decimal(b"18446744073709551615"), None, "u64::MAX is a smuggling probe");
     }
 
     #[test]
@@ -489,10 +493,29 @@ mod tests {
     }
 
     #[test]
+    fn request_line_forms() {
+        let parse = |b: &[u8]| {
+            let mut a = Anomalies::default();
+            parse_request(b, 10, &mut a).map(|r| (String::from_utf8_lossy(r.head.slice(&r.target)).into_owned(), r.version, a))
+        };
+        let (t, v, _) = parse(b"GET /HTTP/1.1\n").expect("0.9");
+        assert_eq!((t.as_str(), v), ("/HTTP/1.1", Version::Http09));
+        let (t, v, a) = parse(b"GET / HTTP/1.\nHost: x\n\n").expect("bad version still versioned");
+        assert_eq!((t.as_str(), v), ("/", Version::Http11));
+        assert!(a.contains(HttpAnomaly::InvalidStartLine));
+        let (t, _, _) = parse(b"OPTIONS HTTP/1.1\nHost: x\n\n").expect("empty target");
+        assert_eq!(t, "");
+        assert!(parse(b"T / HTTP\r\n").is_none(), "not a request");
+        assert!(parse(b"T /zeek.html\r\n").is_none(), "0.9 needs a plausible method");
+        assert!(parse(b"CCM_POST /x\r\n").is_some());
+        assert!(parse(b"GET \r\n").is_none(), "0.9 needs a target");
+    }
+
+    #[test]
     fn start_line_recognition() {
         assert_eq!(looks_like_request_start(b"GET /"), Some(true));
         assert_eq!(looks_like_request_start(b"\x16\x03\x01"), Some(false));
-        assert_eq!(looks_like_request_start(b"SSH-2.0-Open"), Some(false));
+        assert_eq!(looks_like_request_start(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3"), Some(false));
         assert_eq!(looks_like_request_start(b"GE"), None);
         assert_eq!(looks_like_response_start(b"HTTP/1.1 200"), Some(true));
         assert_eq!(looks_like_response_start(b"HTT"), None);

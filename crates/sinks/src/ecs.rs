@@ -115,18 +115,24 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
         if let Some(v) = version {
             h.str("version", v.as_str().as_bytes());
         }
-        if let Some(r) = req {
-            h.obj("request", |q| {
+        // A side that was never seen carried no bytes: its counters are 0 (as Zeek logs them),
+        // and `mirador.anomalies` says why (`missing_response`, `unsolicited_response`).
+        h.obj("request", |q| match req {
+            Some(r) => {
                 q.str("method", r.method());
                 q.uint("bytes", r.body.wire_len);
                 q.obj("body", |b| b.uint("bytes", r.body.len));
                 if let Some(m) = mime(&r.head) {
                     q.str("mime_type", m);
                 }
-            });
-        }
-        if let Some(r) = resp {
-            h.obj("response", |q| {
+            }
+            None => {
+                q.uint("bytes", 0);
+                q.obj("body", |b| b.uint("bytes", 0));
+            }
+        });
+        h.obj("response", |q| match resp {
+            Some(r) => {
                 if r.status != 0 {
                     q.uint("status_code", r.status as u64);
                 }
@@ -135,8 +141,12 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
                 if let Some(m) = mime(&r.head) {
                     q.str("mime_type", m);
                 }
-            });
-        }
+            }
+            None => {
+                q.uint("bytes", 0);
+                q.obj("body", |b| b.uint("bytes", 0));
+            }
+        });
     });
     if let Some(r) = req {
         o.obj("url", |u| {
