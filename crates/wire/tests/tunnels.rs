@@ -123,6 +123,8 @@ fn gre_variants() {
     let mut g = vec![0, 0, 0x08, 0x00];
     g.extend_from_slice(&inner4());
     inner_http(&outer_ip(47, &g), false);
+    // The same GRE packet inside UDP (RFC 8086, port 4754).
+    inner_http(&outer_udp(50_000, 4754, &g), false);
 
     // Checksum + key + sequence, IPv6 inside.
     let mut g = vec![0xb0, 0x00, 0x86, 0xdd];
@@ -220,6 +222,12 @@ fn teredo() {
     t.extend_from_slice(&[0, 0, 0x12, 0x34, 1, 2, 3, 4]);
     t.extend_from_slice(&inner6());
     inner_http(&outer_udp(3544, 40_000, &t), true);
+    // After qualification Teredo runs between arbitrary ports: a bare IPv6 packet is enough.
+    inner_http(&outer_udp(3797, 32_900, &inner6()), true);
+    // ...but only an exact one: a length that does not match is plain UDP.
+    let mut longer = inner6();
+    longer.push(0);
+    is_not_tcp(&outer_udp(3797, 32_900, &longer));
     // Not IPv6 on the Teredo port: just UDP.
     is_not_tcp(&outer_udp(3544, 40_000, &[0x45; 60]));
     is_not_tcp(&outer_udp(3544, 40_000, &[0, 1, 200, 200, 0, 0]));
