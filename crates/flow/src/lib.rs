@@ -148,11 +148,31 @@ pub struct FlowMeta {
 pub trait StreamSink {
     type State;
     fn open(&mut self, meta: &FlowMeta) -> Self::State;
-    fn data(&mut self, state: &mut Self::State, meta: &FlowMeta, dir: Direction, ts: Timestamp, data: &[u8]);
-    fn gap(&mut self, state: &mut Self::State, meta: &FlowMeta, dir: Direction, ts: Timestamp, len: u64);
+    fn data(
+        &mut self,
+        state: &mut Self::State,
+        meta: &FlowMeta,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    );
+    fn gap(
+        &mut self,
+        state: &mut Self::State,
+        meta: &FlowMeta,
+        dir: Direction,
+        ts: Timestamp,
+        len: u64,
+    );
     /// All data of `dir` has been delivered and the sender closed its side.
     fn fin(&mut self, state: &mut Self::State, meta: &FlowMeta, dir: Direction, ts: Timestamp);
-    fn anomaly(&mut self, state: &mut Self::State, meta: &FlowMeta, dir: Direction, anomaly: FlowAnomaly);
+    fn anomaly(
+        &mut self,
+        state: &mut Self::State,
+        meta: &FlowMeta,
+        dir: Direction,
+        anomaly: FlowAnomaly,
+    );
     fn close(&mut self, state: Self::State, meta: &FlowMeta, ts: Timestamp, reason: CloseReason);
 }
 
@@ -293,7 +313,12 @@ impl<S> FlowTable<S> {
     }
 
     /// Feeds one TCP segment.
-    pub fn process<K: StreamSink<State = S>>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut K) {
+    pub fn process<K: StreamSink<State = S>>(
+        &mut self,
+        ts: Timestamp,
+        seg: &TcpSegment<'_>,
+        sink: &mut K,
+    ) {
         self.stats.packets += 1;
         let key = FlowKey::of(seg);
         let slot = match self.index.get(&key) {
@@ -329,7 +354,13 @@ impl<S> FlowTable<S> {
         }
     }
 
-    fn create<K: StreamSink<State = S>>(&mut self, key: FlowKey, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut K) -> u32 {
+    fn create<K: StreamSink<State = S>>(
+        &mut self,
+        key: FlowKey,
+        ts: Timestamp,
+        seg: &TcpSegment<'_>,
+        sink: &mut K,
+    ) -> u32 {
         if self.index.len() >= self.cfg.max_flows.max(1) {
             self.evict_one(ts, sink);
         }
@@ -412,7 +443,13 @@ impl<S> FlowTable<S> {
 
     /// Tells the sink the flow is over (flushing buffered data as gaps + data) unless it
     /// already was. The entry stays until removed.
-    fn close_slot<K: StreamSink<State = S>>(&mut self, slot: u32, ts: Timestamp, reason: CloseReason, sink: &mut K) {
+    fn close_slot<K: StreamSink<State = S>>(
+        &mut self,
+        slot: u32,
+        ts: Timestamp,
+        reason: CloseReason,
+        sink: &mut K,
+    ) {
         let stats = &mut self.stats;
         let Some(f) = self.slots[slot as usize].as_mut() else {
             return;
@@ -435,9 +472,18 @@ impl<S> FlowTable<S> {
         sink.close(state, &f.meta, ts, reason);
     }
 
-    fn on_segment<K: StreamSink<State = S>>(&mut self, slot: u32, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut K) {
+    fn on_segment<K: StreamSink<State = S>>(
+        &mut self,
+        slot: u32,
+        ts: Timestamp,
+        seg: &TcpSegment<'_>,
+        sink: &mut K,
+    ) {
         let max_dir = self.cfg.max_buffered_bytes_per_direction;
-        let total_room = self.cfg.max_buffered_bytes_total.saturating_sub(self.stats.buffered_bytes as usize);
+        let total_room = self
+            .cfg
+            .max_buffered_bytes_total
+            .saturating_sub(self.stats.buffered_bytes as usize);
         let stats = &mut self.stats;
         let Some(f) = self.slots[slot as usize].as_mut() else {
             return;
@@ -490,7 +536,11 @@ impl<S> FlowTable<S> {
             };
         }
 
-        let data_seq = if seg.flags.syn() { seg.seq.wrapping_add(1) } else { seg.seq };
+        let data_seq = if seg.flags.syn() {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         if !seg.payload.is_empty() && me.started {
             meta.payload_bytes[dir.index()] += seg.payload.len() as u64;
             if !f.carried_data {
@@ -498,7 +548,9 @@ impl<S> FlowTable<S> {
             }
             let before = me.buffered();
             let room = max_dir.min(before + total_room);
-            let outcome = me.segment(data_seq, seg.payload, room, &mut |p| deliver(sink, state, meta, dir, ts, p, stats));
+            let outcome = me.segment(data_seq, seg.payload, room, &mut |p| {
+                deliver(sink, state, meta, dir, ts, p, stats)
+            });
             stats.retransmitted_bytes += outcome.retransmitted_bytes;
             if outcome.out_of_order {
                 stats.out_of_order_segments += 1;
@@ -513,17 +565,22 @@ impl<S> FlowTable<S> {
                 sink.anomaly(state, meta, dir, FlowAnomaly::ReassemblyOverflow);
                 me.skip_hole(None, &mut |p| deliver(sink, state, meta, dir, ts, p, stats));
                 let room = max_dir.min(me.buffered() + total_room);
-                me.segment(data_seq, seg.payload, room, &mut |p| deliver(sink, state, meta, dir, ts, p, stats));
+                me.segment(data_seq, seg.payload, room, &mut |p| {
+                    deliver(sink, state, meta, dir, ts, p, stats)
+                });
             }
             let after = me.buffered();
-            stats.buffered_bytes = (stats.buffered_bytes + after as u64).saturating_sub(before as u64);
+            stats.buffered_bytes =
+                (stats.buffered_bytes + after as u64).saturating_sub(before as u64);
             stats.buffered_bytes_peak = stats.buffered_bytes_peak.max(stats.buffered_bytes);
             if seg.missing_payload > 0 && me.buffered() == 0 {
                 // The capture cut this segment short (snaplen): its tail is a gap.
                 let end = data_seq.wrapping_add(seg.payload.len() as u32);
                 if me.next_seq == end {
                     let missing = seg.missing_payload;
-                    me.skip_hole(Some(end.wrapping_add(missing)), &mut |p| deliver(sink, state, meta, dir, ts, p, stats));
+                    me.skip_hole(Some(end.wrapping_add(missing)), &mut |p| {
+                        deliver(sink, state, meta, dir, ts, p, stats)
+                    });
                 }
             }
         }
@@ -555,7 +612,11 @@ impl<S> FlowTable<S> {
 
         let both_fin = f.halves[0].fin_delivered && f.halves[1].fin_delivered;
         if seg.flags.rst() || both_fin {
-            let reason = if seg.flags.rst() { CloseReason::Rst } else { CloseReason::Fin };
+            let reason = if seg.flags.rst() {
+                CloseReason::Rst
+            } else {
+                CloseReason::Fin
+            };
             self.close_slot(slot, ts, reason, sink);
             self.lru.touch(slot, ListId::Closed);
             return;
@@ -572,7 +633,9 @@ impl<S> FlowTable<S> {
             (ListId::Established, self.cfg.idle_timeout_ns),
         ] {
             while let Some(slot) = self.lru.front(list) {
-                let last = self.slots[slot as usize].as_ref().map_or(now, |f| f.meta.last_ts);
+                let last = self.slots[slot as usize]
+                    .as_ref()
+                    .map_or(now, |f| f.meta.last_ts);
                 if now.since(last) <= timeout {
                     break;
                 }
@@ -592,7 +655,9 @@ impl<S> FlowTable<S> {
             .collect();
         live.sort_unstable();
         for (_, slot) in live {
-            let ts = self.slots[slot as usize].as_ref().map_or(now, |f| f.meta.last_ts.max(now));
+            let ts = self.slots[slot as usize]
+                .as_ref()
+                .map_or(now, |f| f.meta.last_ts.max(now));
             self.close_slot(slot, ts, CloseReason::Shutdown, sink);
             self.remove_slot(slot);
         }

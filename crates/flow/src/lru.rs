@@ -39,7 +39,11 @@ impl Lru {
     pub fn ensure(&mut self, slot: u32) {
         self.init();
         while self.links.len() <= slot as usize {
-            self.links.push(Link { prev: NIL, next: NIL, list: None });
+            self.links.push(Link {
+                prev: NIL,
+                next: NIL,
+                list: None,
+            });
         }
     }
 
@@ -69,14 +73,22 @@ impl Lru {
         } else {
             self.links[link.next as usize].prev = link.prev;
         }
-        self.links[slot as usize] = Link { prev: NIL, next: NIL, list: None };
+        self.links[slot as usize] = Link {
+            prev: NIL,
+            next: NIL,
+            list: None,
+        };
     }
 
     pub fn push_back(&mut self, list: ListId, slot: u32) {
         self.ensure(slot);
         let l = list as usize;
         let tail = self.tails[l];
-        self.links[slot as usize] = Link { prev: tail, next: NIL, list: Some(list) };
+        self.links[slot as usize] = Link {
+            prev: tail,
+            next: NIL,
+            list: Some(list),
+        };
         if tail == NIL {
             self.heads[l] = slot;
         } else {
@@ -88,7 +100,8 @@ impl Lru {
     /// Moves `slot` to the back (most recent end) of `list`.
     pub fn touch(&mut self, slot: u32, list: ListId) {
         let l = list as usize;
-        if self.initialised && self.tails[l] == slot && self.links[slot as usize].list == Some(list) {
+        if self.initialised && self.tails[l] == slot && self.links[slot as usize].list == Some(list)
+        {
             return;
         }
         self.unlink(slot);

@@ -23,7 +23,9 @@ impl Rec {
         for e in &self.events {
             match e {
                 Ev::Data(s, d, b) if *s == serial && *d == dir => out.extend_from_slice(b),
-                Ev::Gap(s, d, n) if *s == serial && *d == dir => out.extend(std::iter::repeat_n(b'?', *n as usize)),
+                Ev::Gap(s, d, n) if *s == serial && *d == dir => {
+                    out.extend(std::iter::repeat_n(b'?', *n as usize))
+                }
                 _ => {}
             }
         }
@@ -57,7 +59,14 @@ impl StreamSink for Rec {
 const C: (u8, u16) = (1, 40000);
 const S: (u8, u16) = (2, 80);
 
-fn seg<'a>(from: (u8, u16), to: (u8, u16), seq: u32, ack: u32, flags: u8, payload: &'a [u8]) -> TcpSegment<'a> {
+fn seg<'a>(
+    from: (u8, u16),
+    to: (u8, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &'a [u8],
+) -> TcpSegment<'a> {
     TcpSegment {
         src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, from.0)),
         dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, to.0)),
@@ -84,8 +93,16 @@ fn ts(ms: u64) -> Timestamp {
 
 fn handshake(t: &mut FlowTable<u64>, r: &mut Rec, cisn: u32, sisn: u32) {
     t.process(ts(0), &seg(C, S, cisn, 0, SYN, b""), r);
-    t.process(ts(1), &seg(S, C, sisn, cisn.wrapping_add(1), SYN | ACK, b""), r);
-    t.process(ts(2), &seg(C, S, cisn.wrapping_add(1), sisn.wrapping_add(1), ACK, b""), r);
+    t.process(
+        ts(1),
+        &seg(S, C, sisn, cisn.wrapping_add(1), SYN | ACK, b""),
+        r,
+    );
+    t.process(
+        ts(2),
+        &seg(C, S, cisn.wrapping_add(1), sisn.wrapping_add(1), ACK, b""),
+        r,
+    );
 }
 
 #[test]
@@ -93,8 +110,16 @@ fn both_directions_meet_in_one_flow_and_close_on_fins() {
     let mut t = FlowTable::new(FlowConfig::default());
     let mut r = Rec::default();
     handshake(&mut t, &mut r, 100, 5000);
-    t.process(ts(3), &seg(C, S, 101, 5001, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut r);
-    t.process(ts(4), &seg(S, C, 5001, 119, ACK, b"HTTP/1.1 200 OK\r\n\r\n"), &mut r);
+    t.process(
+        ts(3),
+        &seg(C, S, 101, 5001, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+        &mut r,
+    );
+    t.process(
+        ts(4),
+        &seg(S, C, 5001, 119, ACK, b"HTTP/1.1 200 OK\r\n\r\n"),
+        &mut r,
+    );
     t.process(ts(5), &seg(C, S, 119, 5020, FIN, b""), &mut r);
     t.process(ts(6), &seg(S, C, 5020, 120, FIN, b""), &mut r);
     assert_eq!(t.stats().flows_created, 1);
@@ -140,7 +165,9 @@ fn acknowledged_hole_becomes_a_gap() {
     assert_eq!(r.stream(0, Direction::Orig), b"aaaa");
     t.process(ts(5), &seg(S, C, 1, 13, ACK, b""), &mut r);
     assert_eq!(r.stream(0, Direction::Orig), b"aaaa????cccc");
-    assert!(r.events.contains(&Ev::Anomaly(0, Direction::Orig, FlowAnomaly::AckedUnseen)));
+    assert!(r
+        .events
+        .contains(&Ev::Anomaly(0, Direction::Orig, FlowAnomaly::AckedUnseen)));
     assert_eq!(t.stats().gap_bytes, 4);
 }
 
@@ -175,7 +202,10 @@ fn rst_closes_and_flushes_buffered_data() {
 
 #[test]
 fn idle_flows_expire_in_packet_time() {
-    let cfg = FlowConfig { idle_timeout_ns: 1_000_000_000, ..FlowConfig::default() };
+    let cfg = FlowConfig {
+        idle_timeout_ns: 1_000_000_000,
+        ..FlowConfig::default()
+    };
     let mut t = FlowTable::new(cfg);
     let mut r = Rec::default();
     handshake(&mut t, &mut r, 0, 0);
@@ -189,7 +219,10 @@ fn idle_flows_expire_in_packet_time() {
 
 #[test]
 fn syn_flood_stays_within_flow_bound() {
-    let cfg = FlowConfig { max_flows: 1000, ..FlowConfig::default() };
+    let cfg = FlowConfig {
+        max_flows: 1000,
+        ..FlowConfig::default()
+    };
     let mut t = FlowTable::new(cfg);
     let mut r = Rec::default();
     // One real connection with data, then a flood of SYNs.
@@ -200,7 +233,11 @@ fn syn_flood_stays_within_flow_bound() {
         t.process(ts(4), &seg(src, S, i, 0, SYN, b""), &mut r);
         assert!(t.len() <= 1000);
     }
-    assert_eq!(t.stats().evicted_established, 0, "floods evict embryonic flows first");
+    assert_eq!(
+        t.stats().evicted_established,
+        0,
+        "floods evict embryonic flows first"
+    );
     assert!(t.stats().evicted_embryonic >= 19_000);
     t.process(ts(5), &seg(C, S, 8, 1, ACK, b"!"), &mut r);
     assert_eq!(r.stream(0, Direction::Orig), b"keep me!");
@@ -221,8 +258,16 @@ fn total_buffer_bound_is_never_exceeded() {
         t.process(ts(0), &seg(client, S, 0, 0, SYN, b""), &mut r);
         for k in 0..10u32 {
             // Always leave a hole at the start so everything is early data.
-            t.process(ts(1), &seg(client, S, 100 + k * 300, 0, ACK, &chunk), &mut r);
-            assert!(t.stats().buffered_bytes <= 3000, "{}", t.stats().buffered_bytes);
+            t.process(
+                ts(1),
+                &seg(client, S, 100 + k * 300, 0, ACK, &chunk),
+                &mut r,
+            );
+            assert!(
+                t.stats().buffered_bytes <= 3000,
+                "{}",
+                t.stats().buffered_bytes
+            );
         }
     }
     assert!(t.stats().overflow_flushes > 0);

@@ -15,12 +15,21 @@ pub(crate) enum Framing {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Chunk {
     /// Reading hex digits; `digits` counts significant ones (overflow past 16).
-    Size { value: u64, digits: u32, ext: bool, any: bool },
+    Size {
+        value: u64,
+        digits: u32,
+        ext: bool,
+        any: bool,
+    },
     Data(u64),
     /// After a chunk's data: expecting CRLF.
-    DataEnd { cr: bool },
+    DataEnd {
+        cr: bool,
+    },
     /// Trailer section: `line` bytes seen on the current line.
-    Trailer { line: u32 },
+    Trailer {
+        line: u32,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -101,12 +110,13 @@ impl BodyReader {
         } else {
             match coding {
                 Coding::Identity | Coding::Unknown => None,
-                Coding::Gzip => Some(Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink())))),
-                Coding::Deflate => Some(Decoder::DeflatePending(Vec::new())),
-                Coding::Brotli => Some(Decoder::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
+                Coding::Gzip => Some(Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(
                     sink(),
-                    4096,
                 )))),
+                Coding::Deflate => Some(Decoder::DeflatePending(Vec::new())),
+                Coding::Brotli => Some(Decoder::Brotli(Box::new(
+                    brotli_decompressor::DecompressorWriter::new(sink(), 4096),
+                ))),
                 Coding::Zstd => Some(Decoder::Zstd(Vec::new())),
             }
         };
@@ -116,11 +126,19 @@ impl BodyReader {
                 Framing::Length(n) => n,
                 _ => 0,
             },
-            chunk: Chunk::Size { value: 0, digits: 0, ext: false, any: false },
+            chunk: Chunk::Size {
+                value: 0,
+                digits: 0,
+                ext: false,
+                any: false,
+            },
             decoder,
             limit: limits.max_decompressed,
             keep: limits.keep,
-            body: Body { coding, ..Body::default() },
+            body: Body {
+                coding,
+                ..Body::default()
+            },
         }
     }
 
@@ -133,7 +151,9 @@ impl BodyReader {
         match self.decoder.as_mut() {
             None => {
                 let room = self.keep.saturating_sub(self.body.kept.len());
-                self.body.kept.extend_from_slice(&data[..room.min(data.len())]);
+                self.body
+                    .kept
+                    .extend_from_slice(&data[..room.min(data.len())]);
             }
             Some(d) => {
                 let ok = match d {
@@ -141,13 +161,22 @@ impl BodyReader {
                         buf.extend_from_slice(data);
                         if buf.len() >= 2 {
                             let pending = std::mem::take(buf);
-                            let sink = Sink { kept: Vec::new(), keep: self.keep, total: 0, limit: self.limit, over: false };
+                            let sink = Sink {
+                                kept: Vec::new(),
+                                keep: self.keep,
+                                total: 0,
+                                limit: self.limit,
+                                over: false,
+                            };
                             // RFC 9110 "deflate" is zlib-wrapped; many servers send raw deflate.
-                            let zlib = pending[0] & 0x0f == 8 && (u16::from(pending[0]) << 8 | u16::from(pending[1])) % 31 == 0;
+                            let zlib = pending[0] & 0x0f == 8
+                                && (u16::from(pending[0]) << 8 | u16::from(pending[1])) % 31 == 0;
                             *d = if zlib {
                                 Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(sink)))
                             } else {
-                                Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(sink)))
+                                Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(
+                                    sink,
+                                )))
                             };
                             write_to(d, &pending)
                         } else {
@@ -157,7 +186,11 @@ impl BodyReader {
                     other => write_to(other, data),
                 };
                 if let Err(over) = ok {
-                    anomalies.insert(if over { HttpAnomaly::DecompressionLimit } else { HttpAnomaly::DecompressionError });
+                    anomalies.insert(if over {
+                        HttpAnomaly::DecompressionLimit
+                    } else {
+                        HttpAnomaly::DecompressionError
+                    });
                     self.stop_decoder();
                 }
             }
@@ -202,7 +235,12 @@ impl BodyReader {
         let mut i = 0;
         while i < data.len() {
             match self.chunk {
-                Chunk::Size { value, digits, ext, any } => {
+                Chunk::Size {
+                    value,
+                    digits,
+                    ext,
+                    any,
+                } => {
                     let b = data[i];
                     i += 1;
                     if b == b'\n' {
@@ -217,21 +255,39 @@ impl BodyReader {
                             self.body.wire_len += i as u64;
                             return Progress::Broken(i);
                         }
-                        self.chunk = if value == 0 { Chunk::Trailer { line: 0 } } else { Chunk::Data(value) };
+                        self.chunk = if value == 0 {
+                            Chunk::Trailer { line: 0 }
+                        } else {
+                            Chunk::Data(value)
+                        };
                     } else if ext || b == b'\r' {
                         // chunk extensions and the CR are skipped
                     } else if b == b';' || ((b == b' ' || b == b'\t') && any) {
-                        self.chunk = Chunk::Size { value, digits, ext: true, any };
+                        self.chunk = Chunk::Size {
+                            value,
+                            digits,
+                            ext: true,
+                            any,
+                        };
                     } else if b == b' ' || b == b'\t' {
                         // leading whitespace, tolerated
                     } else if let Some(d) = (b as char).to_digit(16) {
-                        let digits = if value == 0 && d == 0 { digits } else { digits + 1 };
+                        let digits = if value == 0 && d == 0 {
+                            digits
+                        } else {
+                            digits + 1
+                        };
                         if digits > 16 {
                             anomalies.insert(HttpAnomaly::BadChunk);
                             self.body.wire_len += i as u64;
                             return Progress::Broken(i);
                         }
-                        self.chunk = Chunk::Size { value: value << 4 | d as u64, digits, ext, any: true };
+                        self.chunk = Chunk::Size {
+                            value: value << 4 | d as u64,
+                            digits,
+                            ext,
+                            any: true,
+                        };
                     } else {
                         anomalies.insert(HttpAnomaly::BadChunk);
                         self.body.wire_len += i as u64;
@@ -242,7 +298,11 @@ impl BodyReader {
                     let n = left.min((data.len() - i) as u64) as usize;
                     self.entity(&data[i..i + n], anomalies);
                     i += n;
-                    self.chunk = if left == n as u64 { Chunk::DataEnd { cr: false } } else { Chunk::Data(left - n as u64) };
+                    self.chunk = if left == n as u64 {
+                        Chunk::DataEnd { cr: false }
+                    } else {
+                        Chunk::Data(left - n as u64)
+                    };
                 }
                 Chunk::DataEnd { cr } => match data[i] {
                     b'\r' if !cr => {
@@ -254,7 +314,12 @@ impl BodyReader {
                             anomalies.insert(HttpAnomaly::BareLf);
                         }
                         i += 1;
-                        self.chunk = Chunk::Size { value: 0, digits: 0, ext: false, any: false };
+                        self.chunk = Chunk::Size {
+                            value: 0,
+                            digits: 0,
+                            ext: false,
+                            any: false,
+                        };
                     }
                     _ => {
                         // Data longer than its size line said: framing is lost.
@@ -273,7 +338,9 @@ impl BodyReader {
                         }
                         self.chunk = Chunk::Trailer { line: 0 };
                     } else if b != b'\r' || line > 0 {
-                        self.chunk = Chunk::Trailer { line: line.saturating_add(1) };
+                        self.chunk = Chunk::Trailer {
+                            line: line.saturating_add(1),
+                        };
                     }
                 }
             }
@@ -328,11 +395,21 @@ impl BodyReader {
             None => self.body.decoded_len = self.body.len,
             Some(Decoder::Stopped) => {}
             Some(Decoder::Zstd(compressed)) => {
-                let mut sink = Sink { kept: Vec::new(), keep: self.keep, total: 0, limit: self.limit, over: false };
+                let mut sink = Sink {
+                    kept: Vec::new(),
+                    keep: self.keep,
+                    total: 0,
+                    limit: self.limit,
+                    over: false,
+                };
                 match ruzstd::decoding::StreamingDecoder::new(compressed.as_slice()) {
                     Ok(mut dec) => {
                         if std::io::copy(&mut dec, &mut sink).is_err() {
-                            anomalies.insert(if sink.over { HttpAnomaly::DecompressionLimit } else { HttpAnomaly::DecompressionError });
+                            anomalies.insert(if sink.over {
+                                HttpAnomaly::DecompressionLimit
+                            } else {
+                                HttpAnomaly::DecompressionError
+                            });
                         }
                     }
                     Err(_) => anomalies.insert(HttpAnomaly::DecompressionError),
@@ -344,7 +421,11 @@ impl BodyReader {
             Some(d) => {
                 let (sink, err) = finish_decoder(d);
                 if let Some(over) = err {
-                    anomalies.insert(if over { HttpAnomaly::DecompressionLimit } else { HttpAnomaly::DecompressionError });
+                    anomalies.insert(if over {
+                        HttpAnomaly::DecompressionLimit
+                    } else {
+                        HttpAnomaly::DecompressionError
+                    });
                 }
                 if let Some(s) = sink {
                     self.body.decoded_len = s.total;
@@ -371,7 +452,8 @@ fn write_to(d: &mut Decoder, data: &[u8]) -> Result<(), bool> {
             (r, w.get_ref().over)
         }
         Decoder::Zstd(buf) => {
-            return Ok(buf.extend_from_slice(data));
+            buf.extend_from_slice(data);
+            return Ok(());
         }
         Decoder::DeflatePending(_) | Decoder::Stopped => return Ok(()),
     };
@@ -425,7 +507,11 @@ mod tests {
     use super::*;
 
     fn limits() -> BodyLimits {
-        BodyLimits { keep: 1 << 20, max_decompressed: 1 << 20, decode: true }
+        BodyLimits {
+            keep: 1 << 20,
+            max_decompressed: 1 << 20,
+            decode: true,
+        }
     }
 
     fn feed_all(r: &mut BodyReader, parts: &[&[u8]], a: &mut Anomalies) -> Vec<Progress> {
@@ -442,7 +528,9 @@ mod tests {
             let consumed = match p1 {
                 Progress::Done(n) => n,
                 Progress::More => {
-                    let Progress::Done(n) = r.feed(&wire[split..], &mut a) else { panic!("not done at split {split}") };
+                    let Progress::Done(n) = r.feed(&wire[split..], &mut a) else {
+                        panic!("not done at split {split}")
+                    };
                     split + n
                 }
                 Progress::Broken(_) => panic!("broken at split {split}"),
@@ -459,7 +547,10 @@ mod tests {
     fn chunk_size_overflow_and_garbage_are_bad_chunks() {
         let mut a = Anomalies::default();
         let mut r = BodyReader::new(Framing::Chunked, Coding::Identity, &limits());
-        assert!(matches!(r.feed(b"10000000000000000\r\n", &mut a), Progress::Broken(_)));
+        assert!(matches!(
+            r.feed(b"10000000000000000\r\n", &mut a),
+            Progress::Broken(_)
+        ));
         assert!(a.contains(HttpAnomaly::BadChunk));
         let mut a = Anomalies::default();
         let mut r = BodyReader::new(Framing::Chunked, Coding::Identity, &limits());
@@ -470,7 +561,10 @@ mod tests {
     fn length_body_stops_at_length() {
         let mut a = Anomalies::default();
         let mut r = BodyReader::new(Framing::Length(5), Coding::Identity, &limits());
-        assert_eq!(feed_all(&mut r, &[b"abc", b"defg"], &mut a), vec![Progress::More, Progress::Done(2)]);
+        assert_eq!(
+            feed_all(&mut r, &[b"abc", b"defg"], &mut a),
+            vec![Progress::More, Progress::Done(2)]
+        );
         assert_eq!(r.finish(&mut a).kept, b"abcde");
     }
 
@@ -492,7 +586,11 @@ mod tests {
         assert_eq!(b.kept, plain);
         assert!(a.is_empty());
         // A bomb: the limit stops it and says so.
-        let small = BodyLimits { keep: 64, max_decompressed: 10_000, decode: true };
+        let small = BodyLimits {
+            keep: 64,
+            max_decompressed: 10_000,
+            decode: true,
+        };
         let mut a = Anomalies::default();
         let mut r = BodyReader::new(Framing::Length(gz.len() as u64), Coding::Gzip, &small);
         r.feed(&gz, &mut a);
@@ -506,16 +604,22 @@ mod tests {
         for zlib in [true, false] {
             let data = b"hello hello hello hello".repeat(10);
             let comp = if zlib {
-                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
                 e.write_all(&data).expect("z");
                 e.finish().expect("z")
             } else {
-                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
                 e.write_all(&data).expect("d");
                 e.finish().expect("d")
             };
             let mut a = Anomalies::default();
-            let mut r = BodyReader::new(Framing::Length(comp.len() as u64), Coding::Deflate, &limits());
+            let mut r = BodyReader::new(
+                Framing::Length(comp.len() as u64),
+                Coding::Deflate,
+                &limits(),
+            );
             for b in &comp {
                 r.feed(std::slice::from_ref(b), &mut a);
             }

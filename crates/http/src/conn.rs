@@ -43,7 +43,11 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     fn limits(&self) -> BodyLimits {
-        BodyLimits { keep: self.body_keep_bytes, max_decompressed: self.max_decompressed_bytes, decode: self.decode_content }
+        BodyLimits {
+            keep: self.body_keep_bytes,
+            max_decompressed: self.max_decompressed_bytes,
+            decode: self.decode_content,
+        }
     }
 }
 
@@ -61,7 +65,10 @@ pub struct HttpStats {
 
 impl HttpStats {
     pub fn anomaly_counts(&self) -> impl Iterator<Item = (HttpAnomaly, u64)> + '_ {
-        HttpAnomaly::ALL.iter().map(|a| (*a, self.anomalies[*a as usize])).filter(|(_, n)| *n > 0)
+        HttpAnomaly::ALL
+            .iter()
+            .map(|a| (*a, self.anomalies[*a as usize]))
+            .filter(|(_, n)| *n > 0)
     }
     pub fn merge(&mut self, o: &HttpStats) {
         self.transactions += o.transactions;
@@ -90,7 +97,7 @@ enum State {
         start: Timestamp,
     },
     Body {
-        reader: Box<BodyReader>,
+        reader: BodyReader,
         tx: u32,
     },
     /// Looking for the start of the next message after junk or a gap.
@@ -111,7 +118,12 @@ struct Half {
 
 impl Half {
     fn new() -> Half {
-        Half { state: State::Idle, messages: 0, carry: Anomalies::default(), fin: false }
+        Half {
+            state: State::Idle,
+            messages: 0,
+            carry: Anomalies::default(),
+            fin: false,
+        }
     }
 }
 
@@ -143,18 +155,28 @@ impl Default for Connection {
 }
 
 fn skip_blank(data: &[u8]) -> usize {
-    data.iter().take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t')).count()
+    data.iter()
+        .take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        .count()
 }
 
 impl Connection {
     pub fn new() -> Connection {
-        Connection { client: None, halves: [Half::new(), Half::new()], pending: VecDeque::new(), next_index: 0 }
+        Connection {
+            client: None,
+            halves: [Half::new(), Half::new()],
+            pending: VecDeque::new(),
+            next_index: 0,
+        }
     }
 
     /// Whether nothing more can be learned from this connection's bytes (both directions are
     /// tunnels or not HTTP), so reassembly may stop feeding it.
     pub fn is_done(&self) -> bool {
-        self.halves.iter().all(|h| matches!(h.state, State::Tunnel | State::NotHttp)) && self.pending.is_empty()
+        self.halves
+            .iter()
+            .all(|h| matches!(h.state, State::Tunnel | State::NotHttp))
+            && self.pending.is_empty()
     }
 
     /// The flow direction that sends requests, once known.
@@ -170,7 +192,10 @@ impl Connection {
         if d.is_empty() {
             return None;
         }
-        let client = match (head::looks_like_response_start(d), head::looks_like_request_start(d)) {
+        let client = match (
+            head::looks_like_response_start(d),
+            head::looks_like_request_start(d),
+        ) {
             (Some(true), _) => dir.other(),
             (_, Some(true)) => dir,
             (Some(false), Some(false)) => return None,
@@ -178,7 +203,11 @@ impl Connection {
             _ => Direction::Orig,
         };
         self.client = Some(client);
-        Some(if client == dir { Role::Client } else { Role::Server })
+        Some(if client == dir {
+            Role::Client
+        } else {
+            Role::Server
+        })
     }
 
     /// Notes a reassembly anomaly on whatever message is in progress in `dir`.
@@ -193,7 +222,15 @@ impl Connection {
         h.carry.insert(a);
     }
 
-    pub fn data(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, data: &[u8], stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    pub fn data(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         let mut data = data;
         while !data.is_empty() {
             let h = &self.halves[dir.index()];
@@ -220,7 +257,14 @@ impl Connection {
     }
 
     /// Handles the start of a message in `Idle`/`Resync`; returns bytes consumed.
-    fn start_step(&mut self, role: Role, dir: Direction, ts: Timestamp, data: &[u8], stats: &mut HttpStats) -> usize {
+    fn start_step(
+        &mut self,
+        role: Role,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        stats: &mut HttpStats,
+    ) -> usize {
         let h = &mut self.halves[dir.index()];
         let resync = matches!(h.state, State::Resync);
         let blank = skip_blank(data);
@@ -244,13 +288,24 @@ impl Connection {
             }
         }
         let h = &mut self.halves[dir.index()];
-        h.state = State::Head { buf: Vec::new(), scan: HeadScan::default(), start: ts };
+        h.state = State::Head {
+            buf: Vec::new(),
+            scan: HeadScan::default(),
+            start: ts,
+        };
         0
     }
 
     /// A version-less request line may be followed by headers (and then a blank line) or by
     /// nothing at all (a true HTTP/0.9 client). Once the server answers, it is complete.
-    fn complete_simple_request(&mut self, cfg: &HttpConfig, client: Direction, ts: Timestamp, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    fn complete_simple_request(
+        &mut self,
+        cfg: &HttpConfig,
+        client: Direction,
+        ts: Timestamp,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         let h = &mut self.halves[client.index()];
         let State::Head { buf, scan, start } = &mut h.state else {
             return;
@@ -274,7 +329,13 @@ impl Connection {
     }
 
     /// Accumulates a head; returns (consumed, Some(head bytes)) once complete.
-    fn head_step(&mut self, cfg: &HttpConfig, dir: Direction, data: &[u8], stats: &mut HttpStats) -> (usize, Option<(Vec<u8>, Timestamp, bool)>) {
+    fn head_step(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        data: &[u8],
+        stats: &mut HttpStats,
+    ) -> (usize, Option<(Vec<u8>, Timestamp, bool)>) {
         let h = &mut self.halves[dir.index()];
         let State::Head { buf, scan, start } = &mut h.state else {
             return (0, None);
@@ -311,7 +372,15 @@ impl Connection {
         }
     }
 
-    fn client_step(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, data: &[u8], stats: &mut HttpStats, out: &mut Vec<Transaction>) -> usize {
+    fn client_step(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) -> usize {
         let hi = dir.index();
         match &mut self.halves[hi].state {
             State::Idle => self.start_step(Role::Client, dir, ts, data, stats),
@@ -335,7 +404,15 @@ impl Connection {
         }
     }
 
-    fn server_step(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, data: &[u8], stats: &mut HttpStats, out: &mut Vec<Transaction>) -> usize {
+    fn server_step(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) -> usize {
         self.complete_simple_request(cfg, dir.other(), ts, stats, out);
         let hi = dir.index();
         match &mut self.halves[hi].state {
@@ -369,7 +446,17 @@ impl Connection {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_request_head(&mut self, cfg: &HttpConfig, dir: Direction, bytes: Vec<u8>, start: Timestamp, ts: Timestamp, bare_lf: bool, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    fn on_request_head(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        bytes: Vec<u8>,
+        start: Timestamp,
+        ts: Timestamp,
+        bare_lf: bool,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         let hi = dir.index();
         let mut anomalies = std::mem::take(&mut self.halves[hi].carry);
         if bare_lf {
@@ -405,7 +492,11 @@ impl Connection {
         self.halves[hi].messages += 1;
         let index = self.next_index;
         self.next_index += 1;
-        let mut reader = BodyReader::new(body_framing.unwrap_or(Framing::Length(0)), framing.coding, &cfg.limits());
+        let mut reader = BodyReader::new(
+            body_framing.unwrap_or(Framing::Length(0)),
+            framing.coding,
+            &cfg.limits(),
+        );
         reader.body.wire_len = head_len;
         let request = Request {
             head: parsed.head,
@@ -427,7 +518,7 @@ impl Connection {
             tunnel: false,
         });
         if body_framing.is_some() {
-            self.halves[hi].state = State::Body { reader: Box::new(reader), tx: index };
+            self.halves[hi].state = State::Body { reader, tx: index };
         } else {
             self.halves[hi].state = State::Idle;
             let mut a = Anomalies::default();
@@ -444,8 +535,18 @@ impl Connection {
         self.emit_ready(out, stats);
     }
 
-    fn start_http09_response(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, stats: &mut HttpStats) {
-        let Some(t) = self.pending.iter_mut().find(|t| !t.response_done && t.response.is_none()) else {
+    fn start_http09_response(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        stats: &mut HttpStats,
+    ) {
+        let Some(t) = self
+            .pending
+            .iter_mut()
+            .find(|t| !t.response_done && t.response.is_none())
+        else {
             return;
         };
         stats.responses += 1;
@@ -459,15 +560,29 @@ impl Connection {
             start: ts,
             end: ts,
         });
-        let reader = BodyReader::new(Framing::UntilClose, crate::types::Coding::Identity, &cfg.limits());
+        let reader = BodyReader::new(
+            Framing::UntilClose,
+            crate::types::Coding::Identity,
+            &cfg.limits(),
+        );
         let idx = t.index;
         let h = &mut self.halves[dir.index()];
         h.messages += 1;
-        h.state = State::Body { reader: Box::new(reader), tx: idx };
+        h.state = State::Body { reader, tx: idx };
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_response_head(&mut self, cfg: &HttpConfig, dir: Direction, bytes: Vec<u8>, start: Timestamp, ts: Timestamp, bare_lf: bool, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    fn on_response_head(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        bytes: Vec<u8>,
+        start: Timestamp,
+        ts: Timestamp,
+        bare_lf: bool,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         let hi = dir.index();
         let mut anomalies = std::mem::take(&mut self.halves[hi].carry);
         if bare_lf {
@@ -484,7 +599,11 @@ impl Connection {
         let status = parsed.status;
         let interim = (100..200).contains(&status) && status != 101;
         // Pair with the oldest request still waiting for a final response.
-        let pos = match self.pending.iter().position(|t| t.response.is_none() && !t.response_done && t.request.is_some()) {
+        let pos = match self
+            .pending
+            .iter()
+            .position(|t| t.response.is_none() && !t.response_done && t.request.is_some())
+        {
             Some(p) => p,
             None => {
                 anomalies.insert(HttpAnomaly::UnsolicitedResponse);
@@ -514,7 +633,11 @@ impl Connection {
         let framing = head::framing(&parsed.head, &mut anomalies);
         let method: &[u8] = tx.request.as_ref().map_or(b"", |r| r.method());
         let connect_ok = method.eq_ignore_ascii_case(b"CONNECT") && (200..300).contains(&status);
-        let no_body = method == b"HEAD" || (100..200).contains(&status) || status == 204 || status == 304 || connect_ok;
+        let no_body = method == b"HEAD"
+            || (100..200).contains(&status)
+            || status == 204
+            || status == 304
+            || connect_ok;
         tx.tunnel = connect_ok || status == 101;
         let body_framing = if no_body {
             None
@@ -529,7 +652,11 @@ impl Connection {
         };
         tx.anomalies.union(anomalies);
         let index = tx.index;
-        let mut reader = BodyReader::new(body_framing.unwrap_or(Framing::Length(0)), framing.coding, &cfg.limits());
+        let mut reader = BodyReader::new(
+            body_framing.unwrap_or(Framing::Length(0)),
+            framing.coding,
+            &cfg.limits(),
+        );
         reader.body.wire_len = head_len;
         tx.response = Some(Response {
             head: parsed.head,
@@ -542,7 +669,7 @@ impl Connection {
             end: ts,
         });
         if body_framing.is_some() {
-            self.halves[hi].state = State::Body { reader: Box::new(reader), tx: index };
+            self.halves[hi].state = State::Body { reader, tx: index };
         } else {
             let mut a = Anomalies::default();
             let body = reader.finish(&mut a);
@@ -571,7 +698,16 @@ impl Connection {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn body_step(&mut self, _cfg: &HttpConfig, dir: Direction, ts: Timestamp, data: &[u8], role: Role, stats: &mut HttpStats, out: &mut Vec<Transaction>) -> usize {
+    fn body_step(
+        &mut self,
+        _cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        role: Role,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) -> usize {
         let hi = dir.index();
         let State::Body { reader, tx } = &mut self.halves[hi].state else {
             return 0;
@@ -619,7 +755,10 @@ impl Connection {
     /// Closes the body in progress in `dir` and moves the half to Idle (or Resync when broken).
     fn finish_body(&mut self, dir: Direction, role: Role, broken: bool, stats: &mut HttpStats) {
         let hi = dir.index();
-        let state = std::mem::replace(&mut self.halves[hi].state, if broken { State::Resync } else { State::Idle });
+        let state = std::mem::replace(
+            &mut self.halves[hi].state,
+            if broken { State::Resync } else { State::Idle },
+        );
         let State::Body { reader, tx } = state else {
             self.halves[hi].state = state;
             return;
@@ -648,7 +787,14 @@ impl Connection {
     }
 
     /// `len` bytes were lost in `dir`.
-    pub fn gap(&mut self, cfg: &HttpConfig, dir: Direction, len: u64, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    pub fn gap(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        len: u64,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         let _ = cfg;
         let hi = dir.index();
         let role = match self.client {
@@ -690,13 +836,27 @@ impl Connection {
     }
 
     /// The sender of `dir` closed its side: a read-until-close body ends here.
-    pub fn fin(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    pub fn fin(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         self.halves[dir.index()].fin = true;
         self.end_of_stream(cfg, dir, ts, stats, out);
         self.emit_ready(out, stats);
     }
 
-    fn end_of_stream(&mut self, cfg: &HttpConfig, dir: Direction, ts: Timestamp, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    fn end_of_stream(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        ts: Timestamp,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         let hi = dir.index();
         let role = match self.client {
             Some(c) if c == dir => Role::Client,
@@ -721,8 +881,12 @@ impl Connection {
                 bytes.extend_from_slice(b"\r\n\r\n");
                 self.halves[hi].state = State::Idle;
                 match role {
-                    Role::Client => self.on_request_head(cfg, dir, bytes, start, ts, false, stats, out),
-                    Role::Server => self.on_response_head(cfg, dir, bytes, start, ts, false, stats, out),
+                    Role::Client => {
+                        self.on_request_head(cfg, dir, bytes, start, ts, false, stats, out)
+                    }
+                    Role::Server => {
+                        self.on_response_head(cfg, dir, bytes, start, ts, false, stats, out)
+                    }
                 }
                 if let Some(t) = self.pending.back_mut() {
                     t.anomalies.insert(HttpAnomaly::TruncatedBody);
@@ -737,7 +901,13 @@ impl Connection {
     }
 
     /// The connection is over: everything still open is finished and emitted.
-    pub fn close(&mut self, cfg: &HttpConfig, ts: Timestamp, stats: &mut HttpStats, out: &mut Vec<Transaction>) {
+    pub fn close(
+        &mut self,
+        cfg: &HttpConfig,
+        ts: Timestamp,
+        stats: &mut HttpStats,
+        out: &mut Vec<Transaction>,
+    ) {
         for dir in [Direction::Orig, Direction::Resp] {
             if !self.halves[dir.index()].fin {
                 self.end_of_stream(cfg, dir, ts, stats, out);
@@ -749,7 +919,12 @@ impl Connection {
         }
     }
 
-    fn bound_pending(&mut self, cfg: &HttpConfig, out: &mut Vec<Transaction>, stats: &mut HttpStats) {
+    fn bound_pending(
+        &mut self,
+        cfg: &HttpConfig,
+        out: &mut Vec<Transaction>,
+        stats: &mut HttpStats,
+    ) {
         while self.pending.len() > cfg.max_pending.max(1) {
             if let Some(mut t) = self.pending.pop_front() {
                 t.anomalies.insert(HttpAnomaly::PipelineOverflow);

@@ -9,6 +9,8 @@ use crate::types::{Anomalies, Coding, Field, Head, HttpAnomaly, Version};
 #[derive(Default, Debug)]
 pub(crate) struct HeadScan {
     scanned: usize,
+    /// Start of the line being scanned (just after the last LF seen).
+    line_start: usize,
     /// End of the first line, once seen.
     pub first_line_end: Option<usize>,
     /// The first line carries no `HTTP/` version (a simple, HTTP/0.9-style request line).
@@ -30,22 +32,17 @@ impl HeadScan {
                 self.simple = !contains_version(&buf[..nl]);
             }
             // An empty line: "\n\n" or "\n\r\n".
-            let line_start = nl_line_start(buf, nl);
-            let line = &buf[line_start..nl];
-            if (line.is_empty() || line == b"\r") && line_start > 0 {
+            let line = &buf[self.line_start..nl];
+            if (line.is_empty() || line == b"\r") && self.line_start > 0 {
                 self.scanned = nl + 1;
                 return Some(nl + 1);
             }
+            self.line_start = nl + 1;
             from = nl + 1;
         }
-        // Keep a byte back so a CR before a not-yet-arrived LF is rechecked.
-        self.scanned = buf.len().saturating_sub(1).max(self.scanned);
+        self.scanned = buf.len();
         None
     }
-}
-
-fn nl_line_start(buf: &[u8], nl: usize) -> usize {
-    memchr::memrchr(b'\n', &buf[..nl]).map_or(0, |p| p + 1)
 }
 
 fn contains_version(line: &[u8]) -> bool {
@@ -87,7 +84,11 @@ fn trim(mut s: &[u8]) -> &[u8] {
 const STACK_HEADERS: usize = 48;
 
 /// Parses a complete request head. `None` when the first line is not a request at all.
-pub(crate) fn parse_request(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<RequestHead> {
+pub(crate) fn parse_request(
+    bytes: &[u8],
+    max_headers: usize,
+    anomalies: &mut Anomalies,
+) -> Option<RequestHead> {
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut req = httparse::Request::new(&mut stack);
     if let Ok(httparse::Status::Complete(_)) = req.parse(bytes) {
@@ -101,15 +102,30 @@ pub(crate) fn parse_request(bytes: &[u8], max_headers: usize, anomalies: &mut An
             let fields = req
                 .headers
                 .iter()
-                .map(|h| Field { name: range_of(bytes, h.name.as_bytes()), value: range_of(bytes, h.value) })
+                .map(|h| Field {
+                    name: range_of(bytes, h.name.as_bytes()),
+                    value: range_of(bytes, h.value),
+                })
                 .collect();
-            return Some(RequestHead { head: Head { raw: bytes.to_vec(), fields }, method, target, version });
+            return Some(RequestHead {
+                head: Head {
+                    raw: bytes.to_vec(),
+                    fields,
+                },
+                method,
+                target,
+                version,
+            });
         }
     }
     parse_request_lenient(bytes, max_headers, anomalies)
 }
 
-fn parse_request_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<RequestHead> {
+fn parse_request_lenient(
+    bytes: &[u8],
+    max_headers: usize,
+    anomalies: &mut Anomalies,
+) -> Option<RequestHead> {
     let line_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let line = trim(&bytes[..line_end]);
     let sp = line.iter().position(|&b| b == b' ' || b == b'\t')?;
@@ -131,7 +147,9 @@ fn parse_request_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anoma
             });
             (trim(&rest[..p]), version)
         }
-        _ if rest.starts_with(b"HTTP/") => (&rest[..0], Version::parse(rest).unwrap_or(Version::Http11)),
+        _ if rest.starts_with(b"HTTP/") => {
+            (&rest[..0], Version::parse(rest).unwrap_or(Version::Http11))
+        }
         _ => {
             // No version: an HTTP/0.9 simple request. It must name a target and a plausible
             // method (three or more token characters, as Zeek requires); else it is not HTTP.
@@ -145,11 +163,20 @@ fn parse_request_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anoma
     let method = range_of(bytes, method);
     let target = range_of(bytes, target);
     let fields = parse_fields_lenient(bytes, line_end + 1, max_headers, &mut raw, anomalies);
-    Some(RequestHead { head: Head { raw, fields }, method, target, version })
+    Some(RequestHead {
+        head: Head { raw, fields },
+        method,
+        target,
+        version,
+    })
 }
 
 /// Parses a complete response head. `None` when it is not a status line.
-pub(crate) fn parse_response(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<ResponseHead> {
+pub(crate) fn parse_response(
+    bytes: &[u8],
+    max_headers: usize,
+    anomalies: &mut Anomalies,
+) -> Option<ResponseHead> {
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut resp = httparse::Response::new(&mut stack);
     if let Ok(httparse::Status::Complete(_)) = resp.parse(bytes) {
@@ -162,10 +189,16 @@ pub(crate) fn parse_response(bytes: &[u8], max_headers: usize, anomalies: &mut A
             let fields = resp
                 .headers
                 .iter()
-                .map(|h| Field { name: range_of(bytes, h.name.as_bytes()), value: range_of(bytes, h.value) })
+                .map(|h| Field {
+                    name: range_of(bytes, h.name.as_bytes()),
+                    value: range_of(bytes, h.value),
+                })
                 .collect();
             return Some(ResponseHead {
-                head: Head { raw: bytes.to_vec(), fields },
+                head: Head {
+                    raw: bytes.to_vec(),
+                    fields,
+                },
                 version,
                 status: resp.code.unwrap_or(0),
                 reason,
@@ -175,10 +208,17 @@ pub(crate) fn parse_response(bytes: &[u8], max_headers: usize, anomalies: &mut A
     parse_response_lenient(bytes, max_headers, anomalies)
 }
 
-fn parse_response_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anomalies) -> Option<ResponseHead> {
+fn parse_response_lenient(
+    bytes: &[u8],
+    max_headers: usize,
+    anomalies: &mut Anomalies,
+) -> Option<ResponseHead> {
     let line_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let line = trim(&bytes[..line_end]);
-    let vend = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());
+    let vend = line
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(line.len());
     let version = match Version::parse(&line[..vend]) {
         Some(v) => v,
         None if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"HTTP/") => {
@@ -190,7 +230,9 @@ fn parse_response_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anom
     let rest = trim(&line[vend..]);
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let status = if (1..=3).contains(&digits) {
-        rest[..digits].iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16)
+        rest[..digits]
+            .iter()
+            .fold(0u16, |a, &d| a * 10 + (d - b'0') as u16)
     } else {
         anomalies.insert(HttpAnomaly::InvalidStartLine);
         0
@@ -198,7 +240,12 @@ fn parse_response_lenient(bytes: &[u8], max_headers: usize, anomalies: &mut Anom
     let reason = range_of(bytes, trim(&rest[digits..]));
     let mut raw = bytes.to_vec();
     let fields = parse_fields_lenient(bytes, line_end + 1, max_headers, &mut raw, anomalies);
-    Some(ResponseHead { head: Head { raw, fields }, version, status, reason })
+    Some(ResponseHead {
+        head: Head { raw, fields },
+        version,
+        status,
+        reason,
+    })
 }
 
 /// Header lines from `start`, tolerating obs-fold (joined into `raw`'s tail), whitespace before
@@ -243,7 +290,10 @@ fn parse_fields_lenient(
             Some(colon) => {
                 let name_raw = &line[..colon];
                 let name = trim(name_raw);
-                if name.len() != name_raw.len() || name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                if name.len() != name_raw.len()
+                    || name.is_empty()
+                    || !name.iter().all(|&b| is_tchar(b))
+                {
                     anomalies.insert(HttpAnomaly::InvalidHeader);
                 }
                 if fields.len() >= max_headers {
@@ -251,7 +301,10 @@ fn parse_fields_lenient(
                     break;
                 }
                 let value = trim(&line[colon + 1..]);
-                fields.push(Field { name: range_of(bytes, name), value: range_of(bytes, value) });
+                fields.push(Field {
+                    name: range_of(bytes, name),
+                    value: range_of(bytes, value),
+                });
             }
             None => anomalies.insert(HttpAnomaly::InvalidHeader),
         }
@@ -320,7 +373,9 @@ pub(crate) fn framing(head: &Head, anomalies: &mut Anomalies) -> Framing {
                 let part = trim(part);
                 match parse_decimal(part) {
                     Some(n) => match f.content_length {
-                        Some(old) if old == n => anomalies.insert(HttpAnomaly::DuplicateContentLength),
+                        Some(old) if old == n => {
+                            anomalies.insert(HttpAnomaly::DuplicateContentLength)
+                        }
                         Some(old) => {
                             anomalies.insert(HttpAnomaly::ConflictingContentLength);
                             // The largest claim, so a body is not cut short and misread as heads.
@@ -336,9 +391,17 @@ pub(crate) fn framing(head: &Head, anomalies: &mut Anomalies) -> Framing {
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             f.transfer_encoding = true;
-            let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()).collect();
+            let codings: Vec<&[u8]> = value
+                .split(|&b| b == b',')
+                .map(trim)
+                .filter(|c| !c.is_empty())
+                .collect();
             if codings.iter().any(|c| c.eq_ignore_ascii_case(b"chunked")) {
-                if !codings.last().is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) || f.chunked {
+                if !codings
+                    .last()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+                    || f.chunked
+                {
                     anomalies.insert(HttpAnomaly::BadTransferEncoding);
                 }
                 f.chunked = true;
@@ -373,7 +436,11 @@ pub(crate) fn framing(head: &Head, anomalies: &mut Anomalies) -> Framing {
 fn coding_of(value: &[u8]) -> Coding {
     // The last coding applied is the first to undo; stacked codings are rare enough that only
     // a single one is decoded.
-    let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()).collect();
+    let codings: Vec<&[u8]> = value
+        .split(|&b| b == b',')
+        .map(trim)
+        .filter(|c| !c.is_empty())
+        .collect();
     match codings.as_slice() {
         [] => Coding::Identity,
         [one] => {
@@ -440,7 +507,10 @@ mod tests {
         let mut a = Anomalies::default();
         let r = parse_request(b"GET /x\r\n", 10, &mut a).expect("request");
         assert_eq!(r.version, Version::Http09);
-        assert_eq!(&r.head.raw[r.target.start as usize..r.target.end as usize], b"/x");
+        assert_eq!(
+            &r.head.raw[r.target.start as usize..r.target.end as usize],
+            b"/x"
+        );
     }
 
     #[test]
@@ -469,13 +539,18 @@ mod tests {
         assert!(a.contains(HttpAnomaly::ConflictingContentLength));
         assert!(a.contains(HttpAnomaly::TeClConflict));
         let mut a = Anomalies::default();
-        let r = parse_request(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 10, &mut a).expect("request");
+        let r = parse_request(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 10, &mut a)
+            .expect("request");
         let f = framing(&r.head, &mut a);
         assert!(f.content_length.is_none() && f.content_length_bad);
         assert!(a.contains(HttpAnomaly::BadContentLength));
         assert_eq!(parse_decimal(b"00042"), Some(42));
         assert_eq!(parse_decimal(b"18446744073709551616"), None);
-        assert_eq!(parse_decimal(b"18446744073709551615"), None, "u64::MAX is a smuggling probe");
+        assert_eq!(
+            parse_decimal(b"18446744073709551615"),
+            None,
+            "u64::MAX is a smuggling probe"
+        );
     }
 
     #[test]
@@ -496,7 +571,13 @@ mod tests {
     fn request_line_forms() {
         let parse = |b: &[u8]| {
             let mut a = Anomalies::default();
-            parse_request(b, 10, &mut a).map(|r| (String::from_utf8_lossy(r.head.slice(&r.target)).into_owned(), r.version, a))
+            parse_request(b, 10, &mut a).map(|r| {
+                (
+                    String::from_utf8_lossy(r.head.slice(&r.target)).into_owned(),
+                    r.version,
+                    a,
+                )
+            })
         };
         let (t, v, _) = parse(b"GET /HTTP/1.1\n").expect("0.9");
         assert_eq!((t.as_str(), v), ("/HTTP/1.1", Version::Http09));
@@ -506,7 +587,10 @@ mod tests {
         let (t, _, _) = parse(b"OPTIONS HTTP/1.1\nHost: x\n\n").expect("empty target");
         assert_eq!(t, "");
         assert!(parse(b"T / HTTP\r\n").is_none(), "not a request");
-        assert!(parse(b"T /zeek.html\r\n").is_none(), "0.9 needs a plausible method");
+        assert!(
+            parse(b"T /zeek.html\r\n").is_none(),
+            "0.9 needs a plausible method"
+        );
         assert!(parse(b"CCM_POST /x\r\n").is_some());
         assert!(parse(b"GET \r\n").is_none(), "0.9 needs a target");
     }
@@ -515,7 +599,10 @@ mod tests {
     fn start_line_recognition() {
         assert_eq!(looks_like_request_start(b"GET /"), Some(true));
         assert_eq!(looks_like_request_start(b"\x16\x03\x01"), Some(false));
-        assert_eq!(looks_like_request_start(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3"), Some(false));
+        assert_eq!(
+            looks_like_request_start(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3"),
+            Some(false)
+        );
         assert_eq!(looks_like_request_start(b"GE"), None);
         assert_eq!(looks_like_response_start(b"HTTP/1.1 200"), Some(true));
         assert_eq!(looks_like_response_start(b"HTT"), None);

@@ -12,7 +12,9 @@ mod head;
 mod types;
 
 pub use conn::{Connection, HttpConfig, HttpStats};
-pub use types::{Anomalies, Body, Coding, Field, Head, HttpAnomaly, Request, Response, Transaction, Version};
+pub use types::{
+    Anomalies, Body, Coding, Field, Head, HttpAnomaly, Request, Response, Transaction, Version,
+};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,11 @@ use flow::Direction;
 use wire::Timestamp;
 
 /// Feeds `(direction, bytes)` pieces; each piece is cut into `chunk`-byte deliveries.
-pub(crate) fn run(pieces: &[(Direction, &[u8])], chunk: usize, cfg: &HttpConfig) -> (Vec<Transaction>, HttpStats) {
+pub(crate) fn run(
+    pieces: &[(Direction, &[u8])],
+    chunk: usize,
+    cfg: &HttpConfig,
+) -> (Vec<Transaction>, HttpStats) {
     let mut c = Connection::new();
     let mut stats = HttpStats::default();
     let mut out = Vec::new();
@@ -25,13 +29,19 @@ fn summary(t: &Transaction) -> String {
     let resp = t.response.as_ref();
     format!(
         "{} {} {} -> {} req={} resp={} [{}]",
-        req.map_or("-".into(), |r| String::from_utf8_lossy(r.method()).into_owned()),
-        req.map_or("-".into(), |r| String::from_utf8_lossy(r.target()).into_owned()),
+        req.map_or("-".into(), |r| String::from_utf8_lossy(r.method())
+            .into_owned()),
+        req.map_or("-".into(), |r| String::from_utf8_lossy(r.target())
+            .into_owned()),
         req.map_or("-", |r| r.version.as_str()),
         resp.map_or("-".into(), |r| r.status.to_string()),
         req.map_or(0, |r| r.body.len),
         resp.map_or(0, |r| r.body.len),
-        t.anomalies.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")
+        t.anomalies
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     )
 }
 
@@ -39,7 +49,11 @@ fn summary(t: &Transaction) -> String {
 /// checks all agree; returns the summaries.
 fn check_split_invariant(pieces: &[(Direction, &[u8])]) -> Vec<String> {
     let cfg = HttpConfig::default();
-    let whole: Vec<String> = run(pieces, usize::MAX, &cfg).0.iter().map(summary).collect();
+    let whole: Vec<String> = run(pieces, usize::MAX, &cfg)
+        .0
+        .iter()
+        .map(summary)
+        .collect();
     for chunk in [1, 2, 3, 7, 64] {
         let got: Vec<String> = run(pieces, chunk, &cfg).0.iter().map(summary).collect();
         assert_eq!(got, whole, "delivery size {chunk}");
@@ -58,7 +72,11 @@ fn pipelined_keepalive_requests_pair_in_order() {
     ]);
     assert_eq!(
         got,
-        vec!["GET /a 1.1 -> 200 req=0 resp=3 []", "GET /b 1.1 -> 404 req=0 resp=0 []", "HEAD /c 1.1 -> 200 req=0 resp=0 []"]
+        vec![
+            "GET /a 1.1 -> 200 req=0 resp=3 []",
+            "GET /b 1.1 -> 404 req=0 resp=0 []",
+            "HEAD /c 1.1 -> 200 req=0 resp=0 []"
+        ]
     );
 }
 
@@ -75,7 +93,10 @@ fn chunked_request_and_response_bodies() {
 fn interim_100_continue_waits_for_final_response() {
     let (txs, _) = run(
         &[
-            (O, b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"),
+            (
+                O,
+                b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+            ),
             (R, b"HTTP/1.1 100 Continue\r\n\r\n"),
             (O, b"data"),
             (R, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
@@ -94,7 +115,10 @@ fn interim_100_continue_waits_for_final_response() {
 fn response_without_length_reads_until_close() {
     let got = check_split_invariant(&[
         (O, b"GET / HTTP/1.0\r\n\r\n"),
-        (R, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this until close"),
+        (
+            R,
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this until close",
+        ),
     ]);
     assert_eq!(got, vec!["GET / 1.0 -> 200 req=0 resp=23 []"]);
 }
@@ -142,7 +166,13 @@ fn smuggling_signals_are_typed() {
         (O, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
         (R, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
     ]);
-    assert_eq!(got, vec!["POST / 1.1 -> 200 req=0 resp=0 [te_cl_conflict]", "GET /smuggled 1.1 -> 200 req=0 resp=0 []"]);
+    assert_eq!(
+        got,
+        vec![
+            "POST / 1.1 -> 200 req=0 resp=0 [te_cl_conflict]",
+            "GET /smuggled 1.1 -> 200 req=0 resp=0 []"
+        ]
+    );
 }
 
 #[test]
@@ -153,13 +183,23 @@ fn unsolicited_response_and_missing_response() {
     ]);
     assert_eq!(
         got,
-        vec!["- - - -> 200 req=0 resp=2 [unsolicited_response]", "GET /never-answered 1.1 -> - req=0 resp=0 [missing_response]"]
+        vec![
+            "- - - -> 200 req=0 resp=2 [unsolicited_response]",
+            "GET /never-answered 1.1 -> - req=0 resp=0 [missing_response]"
+        ]
     );
 }
 
 #[test]
 fn non_http_flow_yields_nothing() {
-    let (txs, stats) = run(&[(O, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), (R, b"\x16\x03\x03\x00\x5a")], 1, &HttpConfig::default());
+    let (txs, stats) = run(
+        &[
+            (O, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+            (R, b"\x16\x03\x03\x00\x5a"),
+        ],
+        1,
+        &HttpConfig::default(),
+    );
     assert!(txs.is_empty());
     assert_eq!(stats.not_http, 2);
 }
@@ -171,10 +211,31 @@ fn gap_in_length_body_keeps_the_next_transaction() {
     let mut stats = HttpStats::default();
     let mut out = Vec::new();
     let ts = Timestamp::from_secs(1);
-    c.data(&cfg, O, ts, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", &mut stats, &mut out);
-    c.data(&cfg, R, ts, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", &mut stats, &mut out);
+    c.data(
+        &cfg,
+        O,
+        ts,
+        b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+        &mut stats,
+        &mut out,
+    );
+    c.data(
+        &cfg,
+        R,
+        ts,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        &mut stats,
+        &mut out,
+    );
     c.gap(&cfg, R, 4, &mut stats, &mut out);
-    c.data(&cfg, R, ts, b"xyzHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nZ", &mut stats, &mut out);
+    c.data(
+        &cfg,
+        R,
+        ts,
+        b"xyzHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nZ",
+        &mut stats,
+        &mut out,
+    );
     assert_eq!(out.len(), 2);
     assert!(out[0].anomalies.contains(HttpAnomaly::Gap));
     assert_eq!(out[0].response.as_ref().map(|r| r.body.len), Some(10));
@@ -190,8 +251,22 @@ fn gap_in_head_resyncs_on_next_message() {
     let ts = Timestamp::from_secs(1);
     c.data(&cfg, O, ts, b"GET /1 HTTP/1.1\r\nHo", &mut stats, &mut out);
     c.gap(&cfg, O, 100, &mut stats, &mut out);
-    c.data(&cfg, O, ts, b"st: lost\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", &mut stats, &mut out);
-    c.data(&cfg, R, ts, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &mut stats, &mut out);
+    c.data(
+        &cfg,
+        O,
+        ts,
+        b"st: lost\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+        &mut stats,
+        &mut out,
+    );
+    c.data(
+        &cfg,
+        R,
+        ts,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        &mut stats,
+        &mut out,
+    );
     c.close(&cfg, ts, &mut stats, &mut out);
     assert_eq!(out.len(), 1);
     let r = out[0].request.as_ref().expect("request");
@@ -201,11 +276,19 @@ fn gap_in_head_resyncs_on_next_message() {
 
 #[test]
 fn pipeline_bound_holds() {
-    let cfg = HttpConfig { max_pending: 4, ..HttpConfig::default() };
+    let cfg = HttpConfig {
+        max_pending: 4,
+        ..HttpConfig::default()
+    };
     let reqs = b"GET / HTTP/1.1\r\n\r\n".repeat(10);
     let (txs, _) = run(&[(O, &reqs)], usize::MAX, &cfg);
     assert_eq!(txs.len(), 10);
-    assert_eq!(txs.iter().filter(|t| t.anomalies.contains(HttpAnomaly::PipelineOverflow)).count(), 6);
+    assert_eq!(
+        txs.iter()
+            .filter(|t| t.anomalies.contains(HttpAnomaly::PipelineOverflow))
+            .count(),
+        6
+    );
 }
 
 mod props {

@@ -42,7 +42,9 @@ impl Version {
             b"1.1" => Some(Version::Http11),
             b"1.0" => Some(Version::Http10),
             b"0.9" => Some(Version::Http09),
-            [a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => Some(Version::Other(a - b'0', b - b'0')),
+            [a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+                Some(Version::Other(a - b'0', b - b'0'))
+            }
             [a] if a.is_ascii_digit() => Some(Version::Other(a - b'0', 0)),
             _ => None,
         }
@@ -140,7 +142,10 @@ impl Anomalies {
         self.0 |= o.0;
     }
     pub fn iter(self) -> impl Iterator<Item = HttpAnomaly> {
-        HttpAnomaly::ALL.iter().copied().filter(move |a| self.contains(*a))
+        HttpAnomaly::ALL
+            .iter()
+            .copied()
+            .filter(move |a| self.contains(*a))
     }
 }
 
@@ -161,7 +166,9 @@ pub struct Head {
 
 impl Head {
     pub fn slice(&self, r: &Range<u32>) -> &[u8] {
-        self.raw.get(r.start as usize..r.end as usize).unwrap_or(&[])
+        self.raw
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or(&[])
     }
     /// First value of a header, name matched case-insensitively.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
@@ -171,7 +178,9 @@ impl Head {
             .map(|f| self.slice(&f.value))
     }
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields.iter().map(|f| (self.slice(&f.name), self.slice(&f.value)))
+        self.fields
+            .iter()
+            .map(|f| (self.slice(&f.name), self.slice(&f.value)))
     }
 }
 

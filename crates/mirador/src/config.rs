@@ -107,26 +107,51 @@ fn check(ok: bool, key: &str, what: &str) -> Result<()> {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read the config file; check the path given with -c", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "{}: cannot read the config file; check the path given with -c",
+                path.display()
+            )
+        })?;
         Self::parse(&text).with_context(|| format!("{}: invalid configuration", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Config> {
-        let cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<()> {
         let d = &self.decode;
-        check(d.max_fragment_sets >= 1, "decode.max_fragment_sets", "must be at least 1")?;
-        check(d.max_fragment_bytes >= 65_535, "decode.max_fragment_bytes", "must be at least 65535 (one full datagram)")?;
-        check(d.fragment_timeout_secs >= 1, "decode.fragment_timeout_secs", "must be at least 1 second")?;
-        check((1..=8).contains(&d.max_tunnel_depth), "decode.max_tunnel_depth", "must be between 1 and 8")?;
+        check(
+            d.max_fragment_sets >= 1,
+            "decode.max_fragment_sets",
+            "must be at least 1",
+        )?;
+        check(
+            d.max_fragment_bytes >= 65_535,
+            "decode.max_fragment_bytes",
+            "must be at least 65535 (one full datagram)",
+        )?;
+        check(
+            d.fragment_timeout_secs >= 1,
+            "decode.fragment_timeout_secs",
+            "must be at least 1 second",
+        )?;
+        check(
+            (1..=8).contains(&d.max_tunnel_depth),
+            "decode.max_tunnel_depth",
+            "must be between 1 and 8",
+        )?;
         let f = &self.flow;
         check(f.max_flows >= 1, "flow.max_flows", "must be at least 1")?;
-        check(f.max_flows <= 100_000_000, "flow.max_flows", "must be at most 100000000; each flow costs about 1 KiB")?;
+        check(
+            f.max_flows <= 100_000_000,
+            "flow.max_flows",
+            "must be at most 100000000; each flow costs about 1 KiB",
+        )?;
         check(
             f.max_buffered_bytes_per_direction >= 1500,
             "flow.max_buffered_bytes_per_direction",
@@ -137,11 +162,27 @@ impl Config {
             "flow.max_buffered_bytes_total",
             "must be at least flow.max_buffered_bytes_per_direction",
         )?;
-        check(f.idle_timeout_secs >= 1, "flow.idle_timeout_secs", "must be at least 1 second")?;
-        check(f.embryonic_timeout_secs >= 1, "flow.embryonic_timeout_secs", "must be at least 1 second")?;
+        check(
+            f.idle_timeout_secs >= 1,
+            "flow.idle_timeout_secs",
+            "must be at least 1 second",
+        )?;
+        check(
+            f.embryonic_timeout_secs >= 1,
+            "flow.embryonic_timeout_secs",
+            "must be at least 1 second",
+        )?;
         let h = &self.http;
-        check(h.max_head_bytes >= 1024, "http.max_head_bytes", "must be at least 1024")?;
-        check((1..=10_000).contains(&h.max_headers), "http.max_headers", "must be between 1 and 10000")?;
+        check(
+            h.max_head_bytes >= 1024,
+            "http.max_head_bytes",
+            "must be at least 1024",
+        )?;
+        check(
+            (1..=10_000).contains(&h.max_headers),
+            "http.max_headers",
+            "must be between 1 and 10000",
+        )?;
         check(h.max_pending >= 1, "http.max_pending", "must be at least 1")?;
         Ok(())
     }
@@ -189,7 +230,11 @@ mod tests {
         let text = include_str!("../../../sensor.toml");
         let cfg = Config::parse(text).expect("sensor.toml must parse");
         let def = Config::default();
-        assert_eq!(format!("{:?}", cfg.engine()), format!("{:?}", def.engine()), "sensor.toml documents the defaults");
+        assert_eq!(
+            format!("{:?}", cfg.engine()),
+            format!("{:?}", def.engine()),
+            "sensor.toml documents the defaults"
+        );
     }
 
     #[test]

@@ -11,8 +11,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Transactions are allocated by the packet thread and freed by the output thread; glibc's
+// allocator handles that cross-thread pattern poorly, mimalloc well.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
-#[command(name = "mirador", version, about = "Passive API-security sensor", propagate_version = true)]
+#[command(
+    name = "mirador",
+    version,
+    about = "Passive API-security sensor",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

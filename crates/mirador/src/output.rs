@@ -25,7 +25,10 @@ fn open_sink(path: &Path) -> Result<Box<dyn Write + Send>> {
         return Ok(Box::new(io::stdout()));
     }
     let f = File::create(path).with_context(|| {
-        format!("{}: cannot create the transactions file; check the directory exists and is writable", path.display())
+        format!(
+            "{}: cannot create the transactions file; check the directory exists and is writable",
+            path.display()
+        )
     })?;
     Ok(Box::new(f))
 }
@@ -57,12 +60,18 @@ impl TxWriter {
                 Ok(n)
             })
             .context("cannot start the output thread")?;
-        Ok(TxWriter { tx: Some(tx), handle: Some(handle), recycled: back_rx })
+        Ok(TxWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+            recycled: back_rx,
+        })
     }
 
     /// An empty batch vector, reused when one has come back.
     pub fn batch(&self) -> Batch {
-        self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(256))
+        self.recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(256))
     }
 
     /// Hands a batch to the writer. Fails only if the writer stopped (its error is reported
@@ -77,12 +86,21 @@ impl TxWriter {
     /// Flushes and returns the number of records written.
     pub fn finish(mut self) -> Result<u64> {
         drop(self.tx.take());
-        let handle = self.handle.take().context("output thread already finished")?;
-        let n = handle.join().map_err(|_| anyhow::anyhow!("output thread panicked"))?.context("writing transactions")?;
+        let handle = self
+            .handle
+            .take()
+            .context("output thread already finished")?;
+        let n = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("output thread panicked"))?
+            .context("writing transactions")?;
         Ok(n)
     }
 }
 
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

@@ -44,14 +44,19 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     for f in &args.files {
         readers.push(FileReader::open(f)?);
     }
-    let out_path = args.transactions.clone().or_else(|| cfg.transactions_path());
+    let out_path = args
+        .transactions
+        .clone()
+        .or_else(|| cfg.transactions_path());
     let writer = out_path.as_deref().map(TxWriter::start).transpose()?;
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total_len);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -65,7 +70,12 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut writer_gone = false;
     for mut reader in readers {
         while let Some(pkt) = reader.next_packet()? {
-            engine.packet(LinkType::from_pcap(pkt.linktype), pkt.ts, pkt.data, &mut batch);
+            engine.packet(
+                LinkType::from_pcap(pkt.linktype),
+                pkt.ts,
+                pkt.data,
+                &mut batch,
+            );
             if batch.len() >= BATCH {
                 flush(&writer, &mut batch, &mut writer_gone);
             }
@@ -94,7 +104,13 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         None => None,
     };
     let elapsed = started.elapsed();
-    Summary { engine: engine.stats(), reader: reader_stats, elapsed, written }.print(&mut std::io::stderr());
+    Summary {
+        engine: engine.stats(),
+        reader: reader_stats,
+        elapsed,
+        written,
+    }
+    .print(&mut std::io::stderr());
     Ok(())
 }
 

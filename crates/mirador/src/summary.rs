@@ -21,14 +21,30 @@ impl Summary {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let r = &self.reader;
         let _ = writeln!(w, "mirador replay summary");
-        let _ = writeln!(w, "  packets            {}  ({} bytes captured)", r.packets, r.bytes);
+        let _ = writeln!(
+            w,
+            "  packets            {}  ({} bytes captured)",
+            r.packets, r.bytes
+        );
         let _ = writeln!(
             w,
             "  decoded            tcp {}  not-tcp {}  fragments {} (reassembled {})  tunnelled {}",
-            e.decode.tcp, e.decode.not_tcp, e.decode.fragments, e.decode.reassembled, e.decode.tunnelled
+            e.decode.tcp,
+            e.decode.not_tcp,
+            e.decode.fragments,
+            e.decode.reassembled,
+            e.decode.tunnelled
         );
-        let _ = writeln!(w, "  flows              {}  (peak concurrent {})", e.flow.flows_created, e.flow.flows_peak);
-        let _ = writeln!(w, "  transactions       {}  (requests {}, responses {})", e.http.transactions, e.http.requests, e.http.responses);
+        let _ = writeln!(
+            w,
+            "  flows              {}  (peak concurrent {})",
+            e.flow.flows_created, e.flow.flows_peak
+        );
+        let _ = writeln!(
+            w,
+            "  transactions       {}  (requests {}, responses {})",
+            e.http.transactions, e.http.requests, e.http.responses
+        );
         if let Some(n) = self.written {
             let _ = writeln!(w, "  records written    {n}");
         }
@@ -38,8 +54,16 @@ impl Summary {
             e.flow.out_of_order_segments, e.flow.retransmitted_bytes, e.flow.gaps, e.flow.gap_bytes
         );
         let mut anomalies: Vec<(String, u64)> = Vec::new();
-        anomalies.extend(e.decode.anomaly_counts().map(|(a, n)| (format!("decode.{}", a.as_str()), n)));
-        anomalies.extend(e.http.anomaly_counts().map(|(a, n)| (format!("http.{}", a.as_str()), n)));
+        anomalies.extend(
+            e.decode
+                .anomaly_counts()
+                .map(|(a, n)| (format!("decode.{}", a.as_str()), n)),
+        );
+        anomalies.extend(
+            e.http
+                .anomaly_counts()
+                .map(|(a, n)| (format!("http.{}", a.as_str()), n)),
+        );
         if e.flow.overlap_mismatches > 0 {
             anomalies.push(("flow.overlap_mismatch".into(), e.flow.overlap_mismatches));
         }
@@ -69,8 +93,10 @@ impl Summary {
         for (name, n) in rows {
             let _ = writeln!(w, "    {name:<36} {n}");
         }
-        let closes: Vec<String> =
-            CloseReason::ALL.iter().map(|c| format!("{} {}", c.as_str(), e.flow.closed_by(*c))).collect();
+        let closes: Vec<String> = CloseReason::ALL
+            .iter()
+            .map(|c| format!("{} {}", c.as_str(), e.flow.closed_by(*c)))
+            .collect();
         let _ = writeln!(w, "  flow ends          {}", closes.join("  "));
         let gbps = r.bytes as f64 * 8.0 / secs / 1e9;
         let _ = writeln!(

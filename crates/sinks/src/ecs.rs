@@ -18,7 +18,10 @@ fn authority(req: &Request) -> Option<(&[u8], Option<u16>)> {
                 .position(|&b| b == b':')
                 .filter(|&p| t[p..].starts_with(b"://"))
                 .map(|p| &t[p + 3..])?;
-            let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
             &rest[..end]
         }
     };
@@ -33,7 +36,9 @@ fn split_host_port(raw: &[u8]) -> (&[u8], Option<u16>) {
         }
     }
     match raw.iter().rposition(|&b| b == b':') {
-        Some(p) if raw.iter().filter(|&&b| b == b':').count() == 1 => (&raw[..p], parse_port(&raw[p + 1..])),
+        Some(p) if raw.iter().filter(|&&b| b == b':').count() == 1 => {
+            (&raw[..p], parse_port(&raw[p + 1..]))
+        }
         _ => (raw, None),
     }
 }
@@ -204,9 +209,28 @@ mod tests {
         let mut c = Connection::new();
         let mut stats = HttpStats::default();
         let mut txs = Vec::new();
-        c.data(&cfg, Direction::Orig, Timestamp::from_secs_nanos(1_700_000_000, 5_000), req, &mut stats, &mut txs);
-        c.data(&cfg, Direction::Resp, Timestamp::from_secs_nanos(1_700_000_001, 0), resp, &mut stats, &mut txs);
-        c.close(&cfg, Timestamp::from_secs(1_700_000_002), &mut stats, &mut txs);
+        c.data(
+            &cfg,
+            Direction::Orig,
+            Timestamp::from_secs_nanos(1_700_000_000, 5_000),
+            req,
+            &mut stats,
+            &mut txs,
+        );
+        c.data(
+            &cfg,
+            Direction::Resp,
+            Timestamp::from_secs_nanos(1_700_000_001, 0),
+            resp,
+            &mut stats,
+            &mut txs,
+        );
+        c.close(
+            &cfg,
+            Timestamp::from_secs(1_700_000_002),
+            &mut stats,
+            &mut txs,
+        );
         let flow = Arc::new(FlowIds {
             uid: "Cabc".into(),
             community_id: "1:x".into(),
@@ -215,7 +239,13 @@ mod tests {
             vlan: Some(42),
         });
         let mut out = Vec::new();
-        transaction(&mut out, &TxRecord { flow, tx: txs.remove(0) });
+        transaction(
+            &mut out,
+            &TxRecord {
+                flow,
+                tx: txs.remove(0),
+            },
+        );
         assert_eq!(out.last(), Some(&b'\n'));
         serde_json::from_slice(&out).expect("valid JSON")
     }
@@ -258,7 +288,10 @@ mod tests {
         assert_eq!(v["url"]["domain"], "proxy.test");
         assert_eq!(v["url"]["path"], "/a/b");
         assert_eq!(v["url"]["query"], "q");
-        assert_eq!(v["mirador"]["anomalies"], serde_json::json!(["duplicate_content_length"]));
+        assert_eq!(
+            v["mirador"]["anomalies"],
+            serde_json::json!(["duplicate_content_length"])
+        );
     }
 
     #[test]

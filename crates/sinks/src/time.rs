@@ -66,8 +66,17 @@ mod tests {
     #[test]
     fn known_instants() {
         assert_eq!(fmt(Timestamp::ZERO), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(fmt(Timestamp::from_secs_nanos(951_782_400, 1_000)), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(fmt(Timestamp::from_secs_nanos(1_700_000_000, 123_456_789)), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(fmt(Timestamp::from_secs(4_102_444_799)), "2099-12-31T23:59:59.000000Z");
+        assert_eq!(
+            fmt(Timestamp::from_secs_nanos(951_782_400, 1_000)),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            fmt(Timestamp::from_secs_nanos(1_700_000_000, 123_456_789)),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            fmt(Timestamp::from_secs(4_102_444_799)),
+            "2099-12-31T23:59:59.000000Z"
+        );
     }
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what Mirador needs to build and test on Debian/Ubuntu: the C toolchain is assumed
+# (rustup's cargo needs it anyway); libpcap for live capture; python3 for the shared scorers.
+set -euo pipefail
+need=()
+dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
