@@ -14,7 +14,10 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 pub fn flow_uid(meta: &FlowMeta) -> String {
     let mut h = ahash::RandomState::with_seeds(0x6d69, 0x7261, 0x646f, 0x7200).build_hasher();
     h.write_u64(meta.first_ts.as_nanos());
-    for (ip, port) in [(meta.orig_ip, meta.orig_port), (meta.resp_ip, meta.resp_port)] {
+    for (ip, port) in [
+        (meta.orig_ip, meta.orig_port),
+        (meta.resp_ip, meta.resp_port),
+    ] {
         match ip {
             IpAddr::V4(a) => h.write(&a.octets()),
             IpAddr::V6(a) => h.write(&a.octets()),
@@ -52,7 +55,10 @@ pub fn community_id(a: SocketAddr, b: SocketAddr, proto: u8, seed: u16) -> Strin
     h.update([proto, 0]);
     h.update(first.1.to_be_bytes());
     h.update(second.1.to_be_bytes());
-    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
+    format!(
+        "1:{}",
+        base64::engine::general_purpose::STANDARD.encode(h.finalize())
+    )
 }
 
 #[cfg(test)]

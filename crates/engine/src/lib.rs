@@ -10,10 +10,12 @@ mod ids;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use flow::{CloseReason, Direction, FlowAnomaly, FlowConfig, FlowMeta, FlowStats, FlowTable, StreamSink};
+use flow::{
+    CloseReason, Direction, FlowAnomaly, FlowConfig, FlowMeta, FlowStats, FlowTable, StreamSink,
+};
 use http::{Connection, HttpAnomaly, HttpConfig, HttpStats, Transaction};
 pub use ids::{community_id, flow_uid};
-use wire::{Decoded, DecodeStats, Decoder, DecoderConfig, LinkType, Timestamp};
+use wire::{DecodeStats, Decoded, Decoder, DecoderConfig, LinkType, Timestamp};
 
 /// Everything the core needs to know, validated by the binary's config layer.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +36,9 @@ pub struct FlowIds {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub vlan: Option<u16>,
+    /// Room for the output edge to keep this flow's encoded fields, so encoders that write
+    /// many records per flow encode the flow part once. The core never reads or writes it.
+    pub encoded: std::sync::OnceLock<Box<[u8]>>,
 }
 
 /// One transaction and where it was seen.
@@ -83,18 +88,26 @@ impl HttpSink<'_> {
             .get_or_insert_with(|| {
                 let orig = SocketAddr::new(meta.orig_ip, meta.orig_port);
                 let resp = SocketAddr::new(meta.resp_ip, meta.resp_port);
-                let (client, server) = if client_is_orig { (orig, resp) } else { (resp, orig) };
+                let (client, server) = if client_is_orig {
+                    (orig, resp)
+                } else {
+                    (resp, orig)
+                };
                 Arc::new(FlowIds {
                     uid: flow_uid(meta),
                     community_id: community_id(client, server, 6, 0),
                     client,
                     server,
                     vlan: meta.vlan,
+                    encoded: std::sync::OnceLock::new(),
                 })
             })
             .clone();
         for tx in self.scratch.drain(..) {
-            self.out.push(TxRecord { flow: ids.clone(), tx });
+            self.out.push(TxRecord {
+                flow: ids.clone(),
+                tx,
+            });
         }
     }
 }
@@ -103,15 +116,33 @@ impl StreamSink for HttpSink<'_> {
     type State = FlowState;
 
     fn open(&mut self, _meta: &FlowMeta) -> FlowState {
-        FlowState { conn: Connection::new(), ids: None }
+        FlowState {
+            conn: Connection::new(),
+            ids: None,
+        }
     }
 
-    fn data(&mut self, st: &mut FlowState, meta: &FlowMeta, dir: Direction, ts: Timestamp, data: &[u8]) {
-        st.conn.data(self.cfg, dir, ts, data, self.stats, self.scratch);
+    fn data(
+        &mut self,
+        st: &mut FlowState,
+        meta: &FlowMeta,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    ) {
+        st.conn
+            .data(self.cfg, dir, ts, data, self.stats, self.scratch);
         self.drain(st, meta);
     }
 
-    fn gap(&mut self, st: &mut FlowState, meta: &FlowMeta, dir: Direction, _ts: Timestamp, len: u64) {
+    fn gap(
+        &mut self,
+        st: &mut FlowState,
+        meta: &FlowMeta,
+        dir: Direction,
+        _ts: Timestamp,
+        len: u64,
+    ) {
         st.conn.gap(self.cfg, dir, len, self.stats, self.scratch);
         self.drain(st, meta);
     }
@@ -121,7 +152,13 @@ impl StreamSink for HttpSink<'_> {
         self.drain(st, meta);
     }
 
-    fn anomaly(&mut self, st: &mut FlowState, _meta: &FlowMeta, dir: Direction, anomaly: FlowAnomaly) {
+    fn anomaly(
+        &mut self,
+        st: &mut FlowState,
+        _meta: &FlowMeta,
+        dir: Direction,
+        anomaly: FlowAnomaly,
+    ) {
         let a = match anomaly {
             FlowAnomaly::OverlapMismatch => HttpAnomaly::OverlapMismatch,
             FlowAnomaly::ReassemblyOverflow => HttpAnomaly::ReassemblyOverflow,
@@ -173,7 +210,12 @@ impl Engine {
         }
         let decoded = self.decoder.decode(link, ts, frame);
         if let Decoded::Tcp(seg) = decoded {
-            let mut sink = HttpSink { cfg: &self.http_cfg, stats: &mut self.http_stats, out, scratch: &mut self.scratch };
+            let mut sink = HttpSink {
+                cfg: &self.http_cfg,
+                stats: &mut self.http_stats,
+                out,
+                scratch: &mut self.scratch,
+            };
             self.flows.process(ts, &seg, &mut sink);
         }
     }
@@ -182,19 +224,33 @@ impl Engine {
         let now = self.now;
         self.next_expire = now.plus_nanos(EXPIRE_EVERY_NS);
         self.decoder.expire(now);
-        let mut sink = HttpSink { cfg: &self.http_cfg, stats: &mut self.http_stats, out, scratch: &mut self.scratch };
+        let mut sink = HttpSink {
+            cfg: &self.http_cfg,
+            stats: &mut self.http_stats,
+            out,
+            scratch: &mut self.scratch,
+        };
         self.flows.expire(now, &mut sink);
     }
 
     /// Ends every flow (end of input or shutdown) and emits what they still held.
     pub fn finish(&mut self, out: &mut Vec<TxRecord>) {
         let now = self.now;
-        let mut sink = HttpSink { cfg: &self.http_cfg, stats: &mut self.http_stats, out, scratch: &mut self.scratch };
+        let mut sink = HttpSink {
+            cfg: &self.http_cfg,
+            stats: &mut self.http_stats,
+            out,
+            scratch: &mut self.scratch,
+        };
         self.flows.flush_all(now, &mut sink);
     }
 
     pub fn stats(&self) -> EngineStats {
-        EngineStats { decode: self.decoder.stats().clone(), flow: self.flows.stats().clone(), http: self.http_stats.clone() }
+        EngineStats {
+            decode: self.decoder.stats().clone(),
+            flow: self.flows.stats().clone(),
+            http: self.http_stats.clone(),
+        }
     }
 
     pub fn flows(&self) -> usize {

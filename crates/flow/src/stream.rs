@@ -2,8 +2,6 @@
 //! arrives early (bounded), drops what was already delivered, and turns lost data into
 //! explicit gaps. It never holds delivered bytes: in-order data is handed on zero-copy.
 
-use std::hash::{BuildHasher, Hasher};
-
 /// What the reassembler asks its owner to do with a segment, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Piece<'a> {
@@ -59,28 +57,33 @@ pub(crate) fn seq_diff(a: u32, b: u32) -> i64 {
     a.wrapping_sub(b) as i32 as i64
 }
 
-/// Bytes of a segment that go into its fingerprint: both ends and an even sample between.
-const FINGERPRINT_EDGE: usize = 32;
-const FINGERPRINT_SAMPLES: usize = 64;
+/// 8-byte words of a segment that go into its fingerprint, spread evenly from first to last.
+const FINGERPRINT_WORDS: usize = 8;
 
-/// A fingerprint of a segment that costs O(1) per segment, not O(length): the length, both
-/// ends and an even sample of the middle. A retransmission that changes only unsampled middle
+fn mix(h: u64, v: u64) -> u64 {
+    let m = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    m ^ (m >> 29)
+}
+
+/// A fingerprint of a segment that costs O(1) per segment, not O(length): the length and 8
+/// words spread over it, both ends included. A retransmission that changes only unsampled
 /// bytes goes unflagged, which costs only the anomaly flag: reassembly keeps the first copy
-/// whatever the fingerprint says. Fixed seeds keep it deterministic across runs.
+/// whatever the fingerprint says. No per-process seed, so it is deterministic across runs.
 fn fingerprint_hash(data: &[u8]) -> u64 {
-    let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
-    h.write_usize(data.len());
-    if data.len() <= 2 * FINGERPRINT_EDGE + FINGERPRINT_SAMPLES {
-        h.write(data);
-    } else {
-        h.write(&data[..FINGERPRINT_EDGE]);
-        h.write(&data[data.len() - FINGERPRINT_EDGE..]);
-        let step = data.len() / FINGERPRINT_SAMPLES;
-        for i in 0..FINGERPRINT_SAMPLES {
-            h.write_u8(data[i * step]);
-        }
+    let mut h = mix(0x6d69_7261_646f_7200, data.len() as u64);
+    if data.len() < 8 {
+        let mut w = [0u8; 8];
+        w[..data.len()].copy_from_slice(data);
+        return mix(h, u64::from_le_bytes(w));
     }
-    h.finish()
+    let last = data.len() - 8;
+    for i in 0..FINGERPRINT_WORDS {
+        let at = last * i / (FINGERPRINT_WORDS - 1);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&data[at..at + 8]);
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    h
 }
 
 impl HalfStream {
@@ -335,6 +338,18 @@ mod tests {
         let evil = run(&mut h, 1, b"GET /admin HTTP/", &mut out, &mut gaps);
         assert!(evil.overlap_mismatch);
         assert_eq!(out, b"GET / HTTP/1.1\r\n");
+        // A one-byte change at either end of a long segment is caught too.
+        let long: Vec<u8> = (0..1400u32).map(|i| (i % 251) as u8).collect();
+        run(&mut h, 17, &long, &mut out, &mut gaps);
+        for at in [0, 1399] {
+            let mut changed = long.clone();
+            changed[at] ^= 1;
+            assert!(
+                run(&mut h, 17, &changed, &mut out, &mut gaps).overlap_mismatch,
+                "byte {at}"
+            );
+        }
+        assert!(!run(&mut h, 17, &long, &mut out, &mut gaps).overlap_mismatch);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use flow::Direction;
 use wire::Timestamp;
 
-use crate::body::{BodyLimits, BodyReader, Framing, Progress};
+use crate::body::{BodyReader, Framing, Progress};
 use crate::head::{self, HeadScan};
 use crate::types::{Anomalies, Body, Head, HttpAnomaly, Request, Response, Transaction, Version};
 
@@ -18,11 +18,13 @@ pub struct HttpConfig {
     pub max_head_bytes: usize,
     /// Headers kept per message; the rest are ignored and flagged.
     pub max_headers: usize,
-    /// Decoded body bytes kept per message for later stages (0 keeps none).
+    /// Body bytes kept per message for later stages, both as received and once decoded
+    /// (0 keeps none).
     pub body_keep_bytes: usize,
     /// Decompressed bytes per body before decoding stops (bomb guard).
     pub max_decompressed_bytes: u64,
-    /// Decode gzip/deflate/br/zstd bodies.
+    /// Whether the stage after the flow worker undoes gzip/deflate/br/zstd codings
+    /// ([`Transaction::decode_bodies`]); the parser itself never decodes.
     pub decode_content: bool,
     /// Requests waiting for responses on one connection (pipelining depth).
     pub max_pending: usize,
@@ -37,16 +39,6 @@ impl Default for HttpConfig {
             max_decompressed_bytes: 8 * 1024 * 1024,
             decode_content: true,
             max_pending: 64,
-        }
-    }
-}
-
-impl HttpConfig {
-    fn limits(&self) -> BodyLimits {
-        BodyLimits {
-            keep: self.body_keep_bytes,
-            max_decompressed: self.max_decompressed_bytes,
-            decode: self.decode_content,
         }
     }
 }
@@ -495,7 +487,7 @@ impl Connection {
         let mut reader = BodyReader::new(
             body_framing.unwrap_or(Framing::Length(0)),
             framing.coding,
-            &cfg.limits(),
+            cfg.body_keep_bytes,
         );
         reader.body.wire_len = head_len;
         let request = Request {
@@ -521,10 +513,8 @@ impl Connection {
             self.halves[hi].state = State::Body { reader, tx: index };
         } else {
             self.halves[hi].state = State::Idle;
-            let mut a = Anomalies::default();
-            let body = reader.finish(&mut a);
+            let body = reader.finish();
             if let Some(t) = self.pending.back_mut() {
-                t.anomalies.union(a);
                 if let Some(r) = t.request.as_mut() {
                     r.body = body;
                 }
@@ -563,7 +553,7 @@ impl Connection {
         let reader = BodyReader::new(
             Framing::UntilClose,
             crate::types::Coding::Identity,
-            &cfg.limits(),
+            cfg.body_keep_bytes,
         );
         let idx = t.index;
         let h = &mut self.halves[dir.index()];
@@ -655,7 +645,7 @@ impl Connection {
         let mut reader = BodyReader::new(
             body_framing.unwrap_or(Framing::Length(0)),
             framing.coding,
-            &cfg.limits(),
+            cfg.body_keep_bytes,
         );
         reader.body.wire_len = head_len;
         tx.response = Some(Response {
@@ -671,9 +661,7 @@ impl Connection {
         if body_framing.is_some() {
             self.halves[hi].state = State::Body { reader, tx: index };
         } else {
-            let mut a = Anomalies::default();
-            let body = reader.finish(&mut a);
-            tx.anomalies.union(a);
+            let body = reader.finish();
             if let Some(r) = tx.response.as_mut() {
                 r.body = body;
             }
@@ -766,7 +754,7 @@ impl Connection {
         let Some(t) = self.pending.iter_mut().find(|t| t.index == tx) else {
             return;
         };
-        let body = reader.finish(&mut t.anomalies);
+        let body = reader.finish();
         match role {
             Role::Client => {
                 if let Some(r) = t.request.as_mut() {

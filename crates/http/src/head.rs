@@ -1,6 +1,7 @@
 //! Message heads: finding where a head ends, parsing it (httparse first, a lenient parser
 //! for what real peers send that httparse rejects), and reading the framing headers.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use crate::types::{Anomalies, Coding, Field, Head, HttpAnomaly, Version};
@@ -45,8 +46,13 @@ impl HeadScan {
     }
 }
 
+/// Whether a start line mentions `HTTP/` (any case). A plain scan: start lines are short and
+/// building a substring searcher per line costs more than it saves.
 fn contains_version(line: &[u8]) -> bool {
-    memchr::memmem::find(line, b"HTTP/").is_some() || memchr::memmem::find(line, b"http/").is_some()
+    memchr::memchr2_iter(b'H', b'h', line).any(|p| {
+        line.get(p..p + 5)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"HTTP/"))
+    })
 }
 
 pub(crate) struct RequestHead {
@@ -89,9 +95,12 @@ pub(crate) fn parse_request(
     max_headers: usize,
     anomalies: &mut Anomalies,
 ) -> Option<RequestHead> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut req = httparse::Request::new(&mut stack);
-    if let Ok(httparse::Status::Complete(_)) = req.parse(bytes) {
+    // Uninitialised slots: zeroing 48 headers per message costs more than parsing most heads.
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    if let Ok(httparse::Status::Complete(_)) = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, bytes, &mut stack)
+    {
         if req.headers.len() <= max_headers {
             let version = match req.version {
                 Some(0) => Version::Http10,
@@ -177,9 +186,11 @@ pub(crate) fn parse_response(
     max_headers: usize,
     anomalies: &mut Anomalies,
 ) -> Option<ResponseHead> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut resp = httparse::Response::new(&mut stack);
-    if let Ok(httparse::Status::Complete(_)) = resp.parse(bytes) {
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    if let Ok(httparse::Status::Complete(_)) = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, bytes, &mut stack)
+    {
         if resp.headers.len() <= max_headers {
             let version = match resp.version {
                 Some(0) => Version::Http10,
@@ -368,6 +379,11 @@ pub(crate) fn framing(head: &Head, anomalies: &mut Anomalies) -> Framing {
     let mut f = Framing::default();
     let mut host_seen = false;
     for (name, value) in head.iter() {
+        // Dispatch on length first: most headers are none of these and cost one compare.
+        let interesting = matches!(name.len(), 4 | 10 | 14 | 16 | 17);
+        if !interesting {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             for part in value.split(|&b| b == b',') {
                 let part = trim(part);

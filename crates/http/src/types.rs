@@ -172,9 +172,10 @@ impl Head {
     }
     /// First value of a header, name matched case-insensitively.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
+        let name = name.as_bytes();
         self.fields
             .iter()
-            .find(|f| self.slice(&f.name).eq_ignore_ascii_case(name.as_bytes()))
+            .find(|f| f.name.len() == name.len() && self.slice(&f.name).eq_ignore_ascii_case(name))
             .map(|f| self.slice(&f.value))
     }
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -205,12 +206,33 @@ pub struct Body {
     /// Head plus body bytes as they were on the wire (chunk framing included).
     pub wire_len: u64,
     pub coding: Coding,
-    /// The decoded body (decompressed where a coding applies), up to `body_keep_bytes`.
-    pub kept: Vec<u8>,
-    /// Decoded length (equals `len` for identity), counted even past the keep limit.
-    pub decoded_len: u64,
-    /// `kept` holds less than the whole decoded body.
-    pub kept_truncated: bool,
+    /// The entity bytes as received (de-chunked, still content-coded), up to `body_keep_bytes`.
+    pub raw: Vec<u8>,
+    /// `raw` holds less than the whole entity (keep limit, or a gap).
+    pub raw_truncated: bool,
+    /// The decoded content, once [`Transaction::decode_bodies`] ran on a coded body.
+    pub decoded: Option<Decoded>,
+}
+
+impl Body {
+    /// The content as the application sees it: decoded when a coding was undone, else raw.
+    pub fn content(&self) -> &[u8] {
+        match &self.decoded {
+            Some(d) => &d.bytes,
+            None => &self.raw,
+        }
+    }
+}
+
+/// A body's content after undoing its content coding.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Up to `body_keep_bytes` of decoded content.
+    pub bytes: Vec<u8>,
+    /// Decoded length, counted up to `max_decompressed_bytes`.
+    pub len: u64,
+    /// `bytes` is not the whole content (keep limit, decompression limit, or raw input cut).
+    pub truncated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,6 +285,36 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Undoes the content coding of both bodies (bounded by `cfg`), recording
+    /// `decompression_limit` / `decompression_error`. Idempotent. Meant for the stage that
+    /// inspects bodies; the flow worker never calls it.
+    pub fn decode_bodies(&mut self, cfg: &crate::HttpConfig) {
+        self.decode_bodies_with(cfg, &mut crate::Decoders::default());
+    }
+
+    /// [`Transaction::decode_bodies`] reusing a caller's decoder state (one per thread).
+    pub fn decode_bodies_with(&mut self, cfg: &crate::HttpConfig, decoders: &mut crate::Decoders) {
+        let bodies = [
+            self.request.as_mut().map(|r| &mut r.body),
+            self.response.as_mut().map(|r| &mut r.body),
+        ];
+        for body in bodies.into_iter().flatten() {
+            if body.decoded.is_some() {
+                continue;
+            }
+            let (decoded, anomaly) = crate::decode::decode(
+                body,
+                cfg.body_keep_bytes,
+                cfg.max_decompressed_bytes,
+                decoders,
+            );
+            body.decoded = decoded;
+            if let Some(a) = anomaly {
+                self.anomalies.insert(a);
+            }
+        }
+    }
+
     pub fn start(&self) -> Timestamp {
         self.request
             .as_ref()

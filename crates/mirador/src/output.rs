@@ -3,7 +3,7 @@
 //! packet processing and a slow disk shows up as back-pressure, never as lost order.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::thread::JoinHandle;
 
@@ -13,9 +13,17 @@ use engine::TxRecord;
 
 pub type Batch = Vec<TxRecord>;
 
+/// What the output stage did.
+#[derive(Debug, Default, Clone)]
+pub struct OutputStats {
+    pub written: u64,
+    /// Anomalies found by this stage (content decoding), by kind.
+    pub anomalies: Vec<(http::HttpAnomaly, u64)>,
+}
+
 pub struct TxWriter {
     tx: Option<Sender<Batch>>,
-    handle: Option<JoinHandle<io::Result<u64>>>,
+    handle: Option<JoinHandle<io::Result<OutputStats>>>,
     /// Emptied batches come back for reuse, so steady state allocates no batch vectors.
     recycled: Receiver<Batch>,
 }
@@ -34,21 +42,39 @@ fn open_sink(path: &Path) -> Result<Box<dyn Write + Send>> {
 }
 
 impl TxWriter {
-    pub fn start(path: &Path) -> Result<TxWriter> {
+    /// `decode`: undo bodies' content codings (bounded by the config) before writing, as the
+    /// stage that inspects bodies would; the decompression anomalies land on the records.
+    pub fn start(path: &Path, decode: Option<http::HttpConfig>) -> Result<TxWriter> {
         let sink = open_sink(path)?;
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(64);
         let (back_tx, back_rx) = crossbeam_channel::bounded::<Batch>(64);
         let handle = std::thread::Builder::new()
             .name("mirador-output".into())
-            .spawn(move || -> io::Result<u64> {
-                let mut w = BufWriter::with_capacity(1 << 20, sink);
-                let mut buf = Vec::with_capacity(1 << 16);
+            .spawn(move || -> io::Result<OutputStats> {
+                // Records are encoded straight into one buffer that is written when full: no
+                // second copy through a BufWriter.
+                let mut w = sink;
+                let mut buf = Vec::with_capacity(1 << 17);
+                let mut decoders = http::Decoders::default();
                 let mut n = 0u64;
+                let mut found = [0u64; 2];
                 for mut batch in rx {
-                    for rec in batch.drain(..) {
+                    for mut rec in batch.drain(..) {
+                        if let Some(cfg) = &decode {
+                            rec.tx.decode_bodies_with(cfg, &mut decoders);
+                            for (i, a) in [
+                                http::HttpAnomaly::DecompressionLimit,
+                                http::HttpAnomaly::DecompressionError,
+                            ]
+                            .into_iter()
+                            .enumerate()
+                            {
+                                found[i] += u64::from(rec.tx.anomalies.contains(a));
+                            }
+                        }
                         sinks::ecs::transaction(&mut buf, &rec);
                         n += 1;
-                        if buf.len() >= 1 << 15 {
+                        if buf.len() >= 1 << 16 {
                             w.write_all(&buf)?;
                             buf.clear();
                         }
@@ -57,7 +83,18 @@ impl TxWriter {
                 }
                 w.write_all(&buf)?;
                 w.flush()?;
-                Ok(n)
+                let anomalies = [
+                    http::HttpAnomaly::DecompressionLimit,
+                    http::HttpAnomaly::DecompressionError,
+                ]
+                .into_iter()
+                .zip(found)
+                .filter(|(_, n)| *n > 0)
+                .collect();
+                Ok(OutputStats {
+                    written: n,
+                    anomalies,
+                })
             })
             .context("cannot start the output thread")?;
         Ok(TxWriter {
@@ -83,8 +120,8 @@ impl TxWriter {
         }
     }
 
-    /// Flushes and returns the number of records written.
-    pub fn finish(mut self) -> Result<u64> {
+    /// Flushes and returns what the stage did.
+    pub fn finish(mut self) -> Result<OutputStats> {
         drop(self.tx.take());
         let handle = self
             .handle

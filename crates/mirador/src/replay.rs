@@ -48,7 +48,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .transactions
         .clone()
         .or_else(|| cfg.transactions_path());
-    let writer = out_path.as_deref().map(TxWriter::start).transpose()?;
+    let decode = cfg.http.decode_content.then(|| cfg.engine().http);
+    let writer = out_path
+        .as_deref()
+        .map(|p| TxWriter::start(p, decode.clone()))
+        .transpose()?;
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total_len);
@@ -99,16 +103,22 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let written = match writer {
+    let output = match writer {
         Some(w) => Some(w.finish()?),
         None => None,
     };
     let elapsed = started.elapsed();
+    let mut stats = engine.stats();
+    if let Some(o) = &output {
+        for (a, n) in &o.anomalies {
+            stats.http.anomalies[*a as usize] += n;
+        }
+    }
     Summary {
-        engine: engine.stats(),
+        engine: stats,
         reader: reader_stats,
         elapsed,
-        written,
+        written: output.map(|o| o.written),
     }
     .print(&mut std::io::stderr());
     Ok(())

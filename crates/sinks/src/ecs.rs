@@ -1,7 +1,7 @@
 //! The transaction record (RECORDS.md §1): Elastic Common Schema names, one JSON object per
 //! line. Field names are a public interface: change them only with a record version bump.
 
-use engine::TxRecord;
+use engine::{FlowIds, TxRecord};
 use http::{Head, Request, Transaction};
 
 use crate::json::{self, Obj};
@@ -82,6 +82,30 @@ fn ip(out: &mut Vec<u8>, addr: std::net::IpAddr) {
     out.push(b'"');
 }
 
+/// The members that are the same for every transaction of a flow, encoded once per flow.
+fn flow_members(flow: &FlowIds) -> Box<[u8]> {
+    let mut buf = Vec::with_capacity(256);
+    // A throwaway object: its members are what is kept, without the braces.
+    let mut o = Obj::new(&mut buf);
+    o.obj("source", |s| {
+        ip(s.key("ip"), flow.client.ip());
+        s.uint("port", flow.client.port() as u64);
+    });
+    o.obj("destination", |d| {
+        ip(d.key("ip"), flow.server.ip());
+        d.uint("port", flow.server.port() as u64);
+    });
+    o.obj("network", |n| {
+        n.str("community_id", flow.community_id.as_bytes());
+        n.str("transport", b"tcp");
+        if let Some(v) = flow.vlan {
+            n.obj("vlan", |vl| vl.str("id", v.to_string().as_bytes()));
+        }
+    });
+    o.end();
+    buf[1..buf.len() - 1].into()
+}
+
 /// Appends one transaction record and a newline.
 pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
     let tx: &Transaction = &rec.tx;
@@ -100,21 +124,8 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
             e.uint("duration", rs.end.since(rq.start));
         }
     });
-    o.obj("source", |s| {
-        ip(s.key("ip"), rec.flow.client.ip());
-        s.uint("port", rec.flow.client.port() as u64);
-    });
-    o.obj("destination", |d| {
-        ip(d.key("ip"), rec.flow.server.ip());
-        d.uint("port", rec.flow.server.port() as u64);
-    });
-    o.obj("network", |n| {
-        n.str("community_id", rec.flow.community_id.as_bytes());
-        n.str("transport", b"tcp");
-        if let Some(v) = rec.flow.vlan {
-            n.obj("vlan", |vl| vl.str("id", v.to_string().as_bytes()));
-        }
-    });
+    let flow = rec.flow.encoded.get_or_init(|| flow_members(&rec.flow));
+    o.members(flow);
     o.obj("http", |h| {
         let version = req.map(|r| r.version).or(resp.map(|r| r.version));
         if let Some(v) = version {
@@ -237,6 +248,7 @@ mod tests {
             client: "10.0.0.1:40000".parse().expect("addr"),
             server: "[2001:db8::1]:8080".parse().expect("addr"),
             vlan: Some(42),
+            encoded: Default::default(),
         });
         let mut out = Vec::new();
         transaction(

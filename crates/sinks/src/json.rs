@@ -6,7 +6,10 @@
 /// output stays valid JSON.
 pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
-    let mut rest = bytes;
+    // Fast path: the common plain-ASCII run with nothing to escape is copied as is.
+    let plain = plain_prefix(bytes);
+    out.extend_from_slice(&bytes[..plain]);
+    let mut rest = &bytes[plain..];
     while !rest.is_empty() {
         match std::str::from_utf8(rest) {
             Ok(s) => {
@@ -15,7 +18,6 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
             }
             Err(e) => {
                 let good = e.valid_up_to();
-                // SAFETY-free: from_utf8 said these bytes are valid.
                 if let Ok(s) = std::str::from_utf8(&rest[..good]) {
                     escape_str(out, s);
                 }
@@ -32,30 +34,69 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// Length of the leading run of printable ASCII other than `"` and `\\`, eight bytes at a time.
+fn plain_prefix(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Bytewise "is zero" test (exact for the lanes before the first hit, which is all we use).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        let special = (x & HIGH)
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | zero(x ^ (ONES * b'"' as u64))
+            | zero(x ^ (ONES * b'\\' as u64))
+            | zero(x ^ (ONES * 0x7f));
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] < 0x80 && !NEEDS_ESCAPE[b[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Bytes that need escaping in a JSON string: quote, backslash, control characters and DEL.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
 
 fn escape_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => {
-                out.extend_from_slice(&b[start..i]);
+        if !NEEDS_ESCAPE[c as usize] {
+            continue;
+        }
+        out.extend_from_slice(&b[start..i]);
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(c >> 4) as usize]);
                 out.push(HEX[(c & 15) as usize]);
-                start = i + 1;
-                continue;
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&b[start..i]);
-        out.extend_from_slice(esc);
+        }
         start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
@@ -93,6 +134,17 @@ impl<'a> Obj<'a> {
     pub fn uint(&mut self, k: &str, v: u64) {
         uint(self.key(k), v);
     }
+    /// Appends already-encoded members (`"a":1,"b":2`) as if written one by one.
+    pub fn members(&mut self, encoded: &[u8]) {
+        if encoded.is_empty() {
+            return;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(encoded);
+    }
     pub fn raw(&mut self, k: &str, v: &[u8]) {
         self.key(k).extend_from_slice(v);
     }
@@ -123,4 +175,42 @@ mod tests {
     }
 
     use serde_json as serde_json_check;
+
+    #[test]
+    fn plain_prefix_stops_at_the_first_special_byte_in_any_lane() {
+        let base = b"abcdefghijklmnopqrstuvwxyz0123456789".to_vec();
+        assert_eq!(plain_prefix(&base), base.len());
+        for at in 0..base.len() {
+            for special in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+                let mut v = base.clone();
+                v[at] = special;
+                assert_eq!(plain_prefix(&v), at, "byte {special:#x} at {at}");
+            }
+        }
+        // Bytes just outside the special ranges are plain.
+        assert_eq!(plain_prefix(b" !#[]~~~~ !#[]~"), 15);
+    }
+
+    #[test]
+    fn strings_round_trip_through_a_json_parser() {
+        let cases: [&[u8]; 6] = [
+            b"",
+            b"plain ascii text longer than eight",
+            b"tab\there",
+            b"\xe2\x82\xac euro",
+            b"\xc3",
+            b"quote\" and \\ slash",
+        ];
+        for c in cases {
+            let mut out = Vec::new();
+            string(&mut out, c);
+            let v: serde_json_check::Value =
+                serde_json_check::from_slice(&out).expect("valid json");
+            let expected = match std::str::from_utf8(c) {
+                Ok(s) => s.to_string(),
+                Err(_) => "\\xc3".to_string(),
+            };
+            assert_eq!(v.as_str(), Some(expected.as_str()));
+        }
+    }
 }
