@@ -299,3 +299,28 @@ fn transactions_to_a_file_and_summary_counts_records() {
     assert_eq!(text.lines().count(), 2);
     assert_eq!(run.summary_number("records written", "records written"), 2);
 }
+
+/// The OS error is printed twice, e.g.
+/// "x.pcap: cannot open: No such file or directory (os error 2); check the path and that the
+/// file is readable: No such file or directory (os error 2)". The #[error] text has
+/// {source} and the field is also the error's source, so anyhow's {:#} repeats it.
+#[test]
+fn open_error_repeats_the_os_error() {
+    let dir = tempdir();
+    let p = dir.path().join("no-such.pcap");
+    let run = run(replay_args(&[], p.to_str().unwrap()));
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let d = dir.path().to_str().unwrap();
+    let run = common::run(replay_args(&[], d));
+    assert_eq!(
+        run.stderr.matches("it is a directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

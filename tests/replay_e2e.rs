@@ -1066,3 +1066,125 @@ fn several_files_are_one_capture() {
     assert_eq!(split.flows(), one.flows());
     assert_eq!(split.counter("capture.truncated_records"), 0);
 }
+
+// ---- Regression tests for bugs the end-to-end suite found.
+
+/// complete.
+#[test]
+fn overlap_mismatch_lands_on_the_next_transaction() {
+    for variant in 0..2 {
+        let mut c = conv();
+        c.client(b"GET /aaaa")
+            .client(b"bbbb HTTP/1.1\r\nHost: o.test\r\n\r\n")
+            .server(&response(200, &[], b"ok"))
+            .client(&get("/next", "o.test"))
+            .server(&response(200, &[], b"ok"))
+            .close();
+        let first = data_seg(&c, Dir::ToServer, 0);
+        if variant == 0 {
+            // the second segment arrives early; the first then arrives overlapping it with
+            // altered bytes
+            testkit::overlap_with(c.segs_mut(), first, 4, true);
+            testkit::swap(c.segs_mut(), first, first + 1);
+        } else {
+            // an altered retransmission of the second segment after the head is complete
+            testkit::duplicate(c.segs_mut(), first + 1);
+            c.segs_mut()[first + 2].payload[0] = b'X';
+        }
+        let run = replay_eth(&c);
+        assert_eq!(
+            run.briefs(),
+            [
+                "#0 GET /aaaabbbb 200 req=0 resp=2 overlap_mismatch",
+                "#1 GET /next 200 req=0 resp=2 -",
+            ],
+            "variant {variant}"
+        );
+    }
+}
+
+/// HTTP" for good, so the later response is lost (missing_response).
+#[test]
+fn pickup_inside_a_response_body_loses_later_responses() {
+    let mut c = Conversation::new(client(), server()).with_mss(500);
+    c.handshake()
+        .client(&get("/big", "m.test"))
+        .server(&response(200, &[], &body(3000)))
+        .client(&get("/second", "m.test"))
+        .server(&response(200, &[], b"two"))
+        .close();
+    let start = data_seg(&c, Dir::ToClient, 3); // inside the 3000-byte body
+    c.segs_mut().drain(..start);
+    let run = replay_eth(&c);
+    assert_eq!(run.briefs(), ["#0 GET /second 200 req=0 resp=3 -"]);
+    assert_eq!(run.counter("http.not_http_directions"), 0);
+}
+
+/// later request is never parsed and both responses become unsolicited.
+#[test]
+fn pickup_inside_a_request_body_loses_later_requests() {
+    let mut c = Conversation::new(client(), server()).with_mss(500);
+    c.handshake()
+        .client(&post_json("/up", "m.test", &"u".repeat(3000)))
+        .server(&response(200, &[], b"one"))
+        .client(&get("/second", "m.test"))
+        .server(&response(200, &[], b"two"))
+        .close();
+    let start = data_seg(&c, Dir::ToServer, 3); // inside the 3000-byte body
+    c.segs_mut().drain(..start);
+    let run = replay_eth(&c);
+    assert_eq!(
+        run.briefs(),
+        [
+            "#0 - - 200 req=0 resp=3 unsolicited_response",
+            "#1 GET /second 200 req=0 resp=3 -",
+        ]
+    );
+}
+
+/// loss in the middle of the body gives `gap` and the full length.
+#[test]
+fn lost_last_segment_is_truncated_body_not_gap() {
+    let mut c = Conversation::new(client(), server()).with_mss(500);
+    c.handshake()
+        .client(&get("/tail", "t.test"))
+        .server(&response(200, &[], &body(1200)))
+        .close();
+    let last = data_seg(&c, Dir::ToClient, 2);
+    testkit::drop_seg(c.segs_mut(), last);
+    let run = replay_eth(&c);
+    assert_eq!(run.briefs(), ["#0 GET /tail 200 req=0 resp=1200 gap"]);
+    assert_eq!(run.summary_number("reassembly", "gaps"), 1);
+}
+
+/// completely captured request instead of the damaged transaction.
+#[test]
+fn gap_in_a_request_head_is_blamed_on_the_next_request() {
+    let mut c = Conversation::new(client(), server()).with_mss(20);
+    c.handshake()
+        .client(&get("/a-long-path-name/that/spans", "x"))
+        .server(&response(200, &[], b"1"))
+        .client(&get("/n", "x"))
+        .server(&response(200, &[], b"n"))
+        .close();
+    let s1 = data_seg(&c, Dir::ToServer, 1);
+    testkit::drop_seg(c.segs_mut(), s1);
+    let run = replay_eth(&c);
+    let briefs = run.briefs();
+    assert_eq!(briefs[1], "#1 GET /n 200 req=0 resp=1 -", "{briefs:?}");
+    assert!(
+        briefs[0].ends_with("gap") || briefs[0].contains("gap,"),
+        "{briefs:?}"
+    );
+}
+
+/// flow.packets_after_close (one per connection in every clean capture).
+#[test]
+fn clean_close_counts_a_packet_after_close() {
+    let mut c = conv();
+    c.client(&get("/a", "x"))
+        .server(&response(200, &[], b"1"))
+        .close();
+    let run = replay_eth(&c);
+    assert_eq!(run.counter("flow.packets_after_close"), 0);
+}

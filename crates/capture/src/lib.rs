@@ -43,19 +43,21 @@ pub struct RawPacket<'a> {
 /// counted in [`ReaderStats`].
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("{}: cannot open: {source}; check the path and that the file is readable", path.display())]
-    Open { path: PathBuf, source: io::Error },
+    // The I/O error is part of the message and deliberately not the error's `source`, so a
+    // caller printing the chain does not print it twice.
+    #[error("{}: cannot open: {cause}; check the path and that the file is readable", path.display())]
+    Open { path: PathBuf, cause: io::Error },
     #[error("{}: the file is empty; give a capture file written by tcpdump, tshark or dumpcap", path.display())]
     Empty { path: PathBuf },
     #[error("{}: not a pcap or pcapng file ({detail}); give a capture file written by tcpdump, tshark or dumpcap", path.display())]
     NotACapture { path: PathBuf, detail: String },
     #[error("{}: {detail}", path.display())]
     BadHeader { path: PathBuf, detail: String },
-    #[error("{}: read failed after {offset} bytes: {source}; check the disk or the file system", path.display())]
+    #[error("{}: read failed after {offset} bytes: {cause}; check the disk or the file system", path.display())]
     Io {
         path: PathBuf,
         offset: u64,
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -120,7 +122,7 @@ impl FileReader {
     pub fn open(path: &Path) -> Result<FileReader, CaptureError> {
         let open_err = |source| CaptureError::Open {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let file = File::open(path).map_err(open_err)?;
         let meta = file.metadata().map_err(open_err)?;
@@ -155,7 +157,7 @@ impl FileReader {
         let got = read_full(&mut src, &mut prefix).map_err(|source| CaptureError::Io {
             path: path.clone(),
             offset: 0,
-            source,
+            cause: source,
         })?;
         if got == 0 {
             return Err(CaptureError::Empty { path });
@@ -176,7 +178,7 @@ impl FileReader {
                 return Err(CaptureError::Io {
                     path,
                     offset: state.bytes.load(Ordering::Relaxed),
-                    source,
+                    cause: source,
                 })
             }
         }
@@ -269,7 +271,7 @@ impl FileReader {
                 return Err(CaptureError::Io {
                     path: self.path.clone(),
                     offset: self.compressed_bytes_read(),
-                    source,
+                    cause: source,
                 })
             }
         };

@@ -115,11 +115,14 @@ impl HttpSink<'_> {
 impl StreamSink for HttpSink<'_> {
     type State = FlowState;
 
-    fn open(&mut self, _meta: &FlowMeta) -> FlowState {
-        FlowState {
-            conn: Connection::new(),
-            ids: None,
-        }
+    fn open(&mut self, meta: &FlowMeta) -> FlowState {
+        // Without the handshake the first bytes may be the middle of a message.
+        let conn = if meta.handshake_seen {
+            Connection::new()
+        } else {
+            Connection::midstream()
+        };
+        FlowState { conn, ids: None }
     }
 
     fn data(

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use lru::{ListId, Lru};
 use stream::{seq_diff, HalfStream, Piece};
-pub use wire::{TcpSegment, Timestamp};
+pub use wire::{TcpFlags, TcpSegment, Timestamp};
 
 /// Which side of the connection sent the bytes. `Orig` opened the connection (sent the SYN),
 /// or, without a handshake, sent the first packet seen.
@@ -462,6 +462,14 @@ impl<S> FlowTable<S> {
             let before = h.buffered();
             let meta = &f.meta;
             h.flush(&mut |p| deliver(sink, &mut state, meta, dir, ts, p, stats));
+            // Data missing in front of a FIN never came: a gap, then the end of the stream.
+            if let Some(f) = h.fin_seq {
+                if h.started && !h.fin_delivered && seq_diff(f, h.next_seq) > 0 {
+                    h.skip_hole(Some(f), &mut |p| {
+                        deliver(sink, &mut state, meta, dir, ts, p, stats)
+                    });
+                }
+            }
             stats.buffered_bytes -= (before - h.buffered()) as u64;
             if h.fin_reached() {
                 h.fin_delivered = true;
@@ -499,7 +507,12 @@ impl<S> FlowTable<S> {
             f.meta.vlan = seg.vlan;
         }
         let Some(state) = f.state.as_mut() else {
-            stats.packets_after_close += 1;
+            // The last ACK of a clean close is expected; anything else arriving late is noted.
+            if !seg.payload.is_empty()
+                || seg.flags.0 & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) != 0
+            {
+                stats.packets_after_close += 1;
+            }
             self.lru.touch(slot, ListId::Closed);
             return;
         };
@@ -585,14 +598,23 @@ impl<S> FlowTable<S> {
             }
         }
 
-        // The peer acknowledged data we never saw in front of buffered data: the hole is lost.
-        if seg.flags.ack() && peer.started && peer.buffered() > 0 {
+        // The peer acknowledged data we never saw: in front of buffered data, or in front of
+        // a FIN it also acknowledged (cumulative ACKs prove the receiver had every byte before
+        // them). The hole is lost for good.
+        let hole_before_fin = |h: &HalfStream| {
+            h.buffered() == 0
+                && h.fin_seq.is_some_and(|f| {
+                    seq_diff(f, h.next_seq) > 0 && h.peer_ack.is_some_and(|a| seq_diff(a, f) > 0)
+                })
+        };
+        if seg.flags.ack() && peer.started && (peer.buffered() > 0 || hole_before_fin(peer)) {
             if let Some(ack) = peer.peer_ack {
                 if seq_diff(ack, peer.next_seq) > 0 {
                     let before = peer.buffered();
                     sink.anomaly(state, meta, dir.other(), FlowAnomaly::AckedUnseen);
                     let od = dir.other();
-                    peer.skip_hole(None, &mut |p| deliver(sink, state, meta, od, ts, p, stats));
+                    let upto = if before > 0 { None } else { peer.fin_seq };
+                    peer.skip_hole(upto, &mut |p| deliver(sink, state, meta, od, ts, p, stats));
                     stats.buffered_bytes -= (before - peer.buffered()) as u64;
                     if peer.fin_reached() {
                         peer.fin_delivered = true;

@@ -127,9 +127,12 @@ fn both_directions_meet_in_one_flow_and_close_on_fins() {
     assert_eq!(r.stream(0, Direction::Resp), b"HTTP/1.1 200 OK\r\n\r\n");
     assert!(r.events.contains(&Ev::Fin(0, Direction::Orig)));
     assert_eq!(r.events.last(), Some(&Ev::Close(0, CloseReason::Fin)));
-    // A stray final ACK is absorbed by the closed flow, not a new flow.
+    // The final ACK is absorbed by the closed flow, not a new flow, and is not noteworthy;
+    // a late retransmitted FIN is.
     t.process(ts(7), &seg(C, S, 120, 5021, ACK, b""), &mut r);
     assert_eq!(t.stats().flows_created, 1);
+    assert_eq!(t.stats().packets_after_close, 0);
+    t.process(ts(8), &seg(S, C, 5020, 120, FIN, b""), &mut r);
     assert_eq!(t.stats().packets_after_close, 1);
 }
 
@@ -169,6 +172,42 @@ fn acknowledged_hole_becomes_a_gap() {
         .events
         .contains(&Ev::Anomaly(0, Direction::Orig, FlowAnomaly::AckedUnseen)));
     assert_eq!(t.stats().gap_bytes, 4);
+}
+
+#[test]
+fn lost_data_before_an_acknowledged_fin_becomes_a_gap() {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut r = Rec::default();
+    handshake(&mut t, &mut r, 0, 0);
+    t.process(ts(3), &seg(S, C, 1, 1, ACK, b"head"), &mut r);
+    // bytes 5..9 lost, then the FIN at 9, acknowledged by the client
+    t.process(ts(4), &seg(S, C, 9, 1, FIN, b""), &mut r);
+    assert_eq!(r.stream(0, Direction::Resp), b"head");
+    t.process(ts(5), &seg(C, S, 1, 10, ACK, b""), &mut r);
+    assert_eq!(r.stream(0, Direction::Resp), b"head????");
+    assert!(r.events.contains(&Ev::Fin(0, Direction::Resp)));
+}
+
+#[test]
+fn lost_data_before_an_unacknowledged_fin_is_a_gap_at_close() {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut r = Rec::default();
+    handshake(&mut t, &mut r, 0, 0);
+    t.process(ts(3), &seg(S, C, 1, 1, ACK, b"head"), &mut r);
+    t.process(ts(4), &seg(S, C, 9, 1, FIN, b""), &mut r);
+    t.flush_all(ts(5), &mut r);
+    assert_eq!(r.stream(0, Direction::Resp), b"head????");
+    let fin = r
+        .events
+        .iter()
+        .position(|e| *e == Ev::Fin(0, Direction::Resp))
+        .expect("fin delivered");
+    let close = r
+        .events
+        .iter()
+        .position(|e| matches!(e, Ev::Close(0, _)))
+        .expect("closed");
+    assert!(fin < close);
 }
 
 #[test]

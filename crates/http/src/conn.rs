@@ -106,6 +106,10 @@ struct Half {
     /// Anomalies seen before the message they belong to exists (gaps, junk, flow anomalies).
     carry: Anomalies,
     fin: bool,
+    /// The transaction of the last message parsed in this direction.
+    last_tx: Option<u32>,
+    /// Bytes skipped looking for a first message on a flow picked up mid-stream.
+    hunted: u64,
 }
 
 impl Half {
@@ -115,6 +119,8 @@ impl Half {
             messages: 0,
             carry: Anomalies::default(),
             fin: false,
+            last_tx: None,
+            hunted: 0,
         }
     }
 }
@@ -134,6 +140,9 @@ struct Tx {
 /// Per-flow HTTP state. Feed it reassembled bytes per direction; it appends finished
 /// transactions to `out` in request order.
 pub struct Connection {
+    /// The flow was picked up without its start: the first bytes may be the middle of a
+    /// message, so a direction is searched for a message start instead of being given up.
+    midstream: bool,
     client: Option<Direction>,
     halves: [Half; 2],
     pending: VecDeque<Tx>,
@@ -146,6 +155,10 @@ impl Default for Connection {
     }
 }
 
+/// How far into a mid-stream flow a message start is looked for before the direction is
+/// declared not HTTP. Scanning is a newline search, so a large bound costs little.
+const MIDSTREAM_HUNT_BYTES: u64 = 8 << 20;
+
 fn skip_blank(data: &[u8]) -> usize {
     data.iter()
         .take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
@@ -155,10 +168,19 @@ fn skip_blank(data: &[u8]) -> usize {
 impl Connection {
     pub fn new() -> Connection {
         Connection {
+            midstream: false,
             client: None,
             halves: [Half::new(), Half::new()],
             pending: VecDeque::new(),
             next_index: 0,
+        }
+    }
+
+    /// A connection whose flow was picked up mid-stream (no handshake seen).
+    pub fn midstream() -> Connection {
+        Connection {
+            midstream: true,
+            ..Connection::new()
         }
     }
 
@@ -184,6 +206,19 @@ impl Connection {
         if d.is_empty() {
             return None;
         }
+        if self.midstream {
+            // The first bytes may be anywhere in a message: only a whole start line counts.
+            let (at, role) = next_message_start(d, None)?;
+            if at != 0 {
+                return None;
+            }
+            self.client = Some(if role == Role::Client {
+                dir
+            } else {
+                dir.other()
+            });
+            return Some(role);
+        }
         let client = match (
             head::looks_like_response_start(d),
             head::looks_like_request_start(d),
@@ -202,12 +237,23 @@ impl Connection {
         })
     }
 
-    /// Notes a reassembly anomaly on whatever message is in progress in `dir`.
+    /// Notes a reassembly anomaly on the message it hit in `dir`: the one in progress, else
+    /// the last one parsed (the anomaly is reported after the bytes were delivered), else
+    /// the next one. Never on a transaction that already left.
     pub fn anomaly(&mut self, dir: Direction, a: HttpAnomaly) {
         let h = &mut self.halves[dir.index()];
-        if let State::Body { tx, .. } = h.state {
+        let target = match h.state {
+            State::Body { tx, .. } => Some(tx),
+            State::Head { ref buf, .. } if !buf.is_empty() => None,
+            _ => h.last_tx,
+        };
+        if let Some(tx) = target {
             if let Some(t) = self.pending.iter_mut().find(|t| t.index == tx) {
                 t.anomalies.insert(a);
+                return;
+            }
+            if !matches!(h.state, State::Body { .. }) {
+                // That transaction already left; the anomaly stays counted by the flow layer.
                 return;
             }
         }
@@ -234,6 +280,24 @@ impl Connection {
                 None => {
                     if skip_blank(data) == data.len() {
                         return;
+                    }
+                    if self.midstream {
+                        // Picked up inside a message: look for one that starts on a line.
+                        match next_message_start(data, None) {
+                            Some((p, role)) => {
+                                self.client = Some(if role == Role::Client {
+                                    dir
+                                } else {
+                                    dir.other()
+                                });
+                                data = &data[p..];
+                                continue;
+                            }
+                            None => {
+                                self.hunt(dir, data.len(), stats);
+                                return;
+                            }
+                        }
                     }
                     self.halves[dir.index()].state = State::NotHttp;
                     stats.not_http += 1;
@@ -263,20 +327,31 @@ impl Connection {
         if blank > 0 {
             return blank;
         }
-        let looks = match role {
-            Role::Client => head::looks_like_request_start(data),
-            Role::Server => head::looks_like_response_start(data),
+        let looks = if self.midstream && h.messages == 0 {
+            // Nothing parsed yet on a flow picked up mid-stream: demand a whole start line.
+            Some(matches!(next_message_start(data, Some(role)), Some((0, _))))
+        } else {
+            match role {
+                Role::Client => head::looks_like_request_start(data),
+                Role::Server => head::looks_like_response_start(data),
+            }
         };
         if looks == Some(false) {
-            if h.messages == 0 && !resync {
+            if h.messages == 0 && !resync && !self.midstream {
                 h.state = State::NotHttp;
                 stats.not_http += 1;
                 return data.len();
+            } else if h.messages == 0 {
+                // Mid-stream pickup: these are the tail of a message we never saw the start of.
+                h.state = State::Resync;
+                return 0;
             } else {
                 // Junk: skip to the next line that could start a message.
                 h.carry.insert(HttpAnomaly::Junk);
                 h.state = State::Resync;
-                return next_line_start(data, role).unwrap_or(data.len()).max(1);
+                return next_message_start(data, Some(role))
+                    .map_or(data.len(), |(p, _)| p)
+                    .max(1);
             }
         }
         let h = &mut self.halves[dir.index()];
@@ -286,6 +361,42 @@ impl Connection {
             start: ts,
         };
         0
+    }
+
+    /// Skips to the next line that starts a message; returns bytes consumed.
+    fn resync_step(
+        &mut self,
+        role: Role,
+        dir: Direction,
+        data: &[u8],
+        stats: &mut HttpStats,
+    ) -> usize {
+        match next_message_start(data, Some(role)) {
+            Some((p, _)) => {
+                self.halves[dir.index()].state = State::Idle;
+                if p > 0 && self.halves[dir.index()].messages == 0 {
+                    self.hunt(dir, p, stats);
+                }
+                p
+            }
+            None => {
+                if self.halves[dir.index()].messages == 0 {
+                    self.hunt(dir, data.len(), stats);
+                }
+                data.len()
+            }
+        }
+    }
+
+    /// Counts bytes skipped before the first message of a mid-stream flow; past the bound the
+    /// direction is taken for what it looks like: not HTTP.
+    fn hunt(&mut self, dir: Direction, skipped: usize, stats: &mut HttpStats) {
+        let h = &mut self.halves[dir.index()];
+        h.hunted += skipped as u64;
+        if h.hunted > MIDSTREAM_HUNT_BYTES {
+            h.state = State::NotHttp;
+            stats.not_http += 1;
+        }
     }
 
     /// A version-less request line may be followed by headers (and then a blank line) or by
@@ -309,7 +420,7 @@ impl Connection {
         let start = *start;
         bytes.extend_from_slice(b"\r\n\r\n");
         h.state = State::Idle;
-        self.on_request_head(cfg, client, bytes, start, ts, false, stats, out);
+        self.on_request_head(cfg, client, bytes, start, ts, false, false, stats, out);
     }
 
     fn waiting_http09(&self) -> bool {
@@ -376,18 +487,11 @@ impl Connection {
         let hi = dir.index();
         match &mut self.halves[hi].state {
             State::Idle => self.start_step(Role::Client, dir, ts, data, stats),
-            State::Resync => match next_line_start(data, Role::Client) {
-                Some(0) => {
-                    self.halves[hi].state = State::Idle;
-                    0
-                }
-                Some(p) => p,
-                None => data.len(),
-            },
+            State::Resync => self.resync_step(Role::Client, dir, data, stats),
             State::Head { .. } => {
                 let (used, done) = self.head_step(cfg, dir, data, stats);
                 if let Some((bytes, start, bare)) = done {
-                    self.on_request_head(cfg, dir, bytes, start, ts, bare, stats, out);
+                    self.on_request_head(cfg, dir, bytes, start, ts, bare, false, stats, out);
                 }
                 used
             }
@@ -417,18 +521,11 @@ impl Connection {
                 }
                 self.start_step(Role::Server, dir, ts, data, stats)
             }
-            State::Resync => match next_line_start(data, Role::Server) {
-                Some(0) => {
-                    self.halves[hi].state = State::Idle;
-                    0
-                }
-                Some(p) => p,
-                None => data.len(),
-            },
+            State::Resync => self.resync_step(Role::Server, dir, data, stats),
             State::Head { .. } => {
                 let (used, done) = self.head_step(cfg, dir, data, stats);
                 if let Some((bytes, start, bare)) = done {
-                    self.on_response_head(cfg, dir, bytes, start, ts, bare, stats, out);
+                    self.on_response_head(cfg, dir, bytes, start, ts, bare, false, stats, out);
                 }
                 used
             }
@@ -446,6 +543,7 @@ impl Connection {
         start: Timestamp,
         ts: Timestamp,
         bare_lf: bool,
+        partial: bool,
         stats: &mut HttpStats,
         out: &mut Vec<Transaction>,
     ) {
@@ -469,8 +567,14 @@ impl Connection {
             h.state = State::Resync;
             return;
         };
+        let mut parsed = parsed;
+        if partial && parsed.version == Version::Http09 {
+            // The version was in the part that never arrived, not absent.
+            parsed.version = Version::Http11;
+        }
         let framing = head::framing(&parsed.head, &mut anomalies);
-        let body_framing = if parsed.version == Version::Http09 {
+        let body_framing = if parsed.version == Version::Http09 || partial {
+            // A cut head's framing headers may be the ones missing: no body is assumed.
             None
         } else if framing.chunked {
             Some(Framing::Chunked)
@@ -484,6 +588,7 @@ impl Connection {
         self.halves[hi].messages += 1;
         let index = self.next_index;
         self.next_index += 1;
+        self.halves[hi].last_tx = Some(index);
         let mut reader = BodyReader::new(
             body_framing.unwrap_or(Framing::Length(0)),
             framing.coding,
@@ -557,6 +662,7 @@ impl Connection {
         );
         let idx = t.index;
         let h = &mut self.halves[dir.index()];
+        h.last_tx = Some(idx);
         h.messages += 1;
         h.state = State::Body { reader, tx: idx };
     }
@@ -570,6 +676,7 @@ impl Connection {
         start: Timestamp,
         ts: Timestamp,
         bare_lf: bool,
+        partial: bool,
         stats: &mut HttpStats,
         out: &mut Vec<Transaction>,
     ) {
@@ -613,6 +720,7 @@ impl Connection {
             }
         };
         let tx = &mut self.pending[pos];
+        self.halves[hi].last_tx = Some(tx.index);
         if interim {
             tx.interim.push(status);
             tx.anomalies.union(anomalies);
@@ -628,8 +736,9 @@ impl Connection {
             || status == 204
             || status == 304
             || connect_ok;
-        tx.tunnel = connect_ok || status == 101;
-        let body_framing = if no_body {
+        tx.tunnel = (connect_ok || status == 101) && !partial;
+        let body_framing = if no_body || partial {
+            // A cut head's framing headers may be the ones missing: no body is assumed.
             None
         } else if framing.chunked {
             Some(Framing::Chunked)
@@ -783,7 +892,6 @@ impl Connection {
         stats: &mut HttpStats,
         out: &mut Vec<Transaction>,
     ) {
-        let _ = cfg;
         let hi = dir.index();
         let role = match self.client {
             Some(c) if c == dir => Role::Client,
@@ -815,6 +923,29 @@ impl Connection {
                 self.emit_ready(out, stats);
             }
             State::Tunnel | State::NotHttp => {}
+            State::Head { buf, start, .. } if !buf.is_empty() => {
+                // The start of a message arrived and the rest was lost: keep what there is as
+                // that message, flagged, rather than blaming the next one.
+                let mut bytes = std::mem::take(buf);
+                let start = *start;
+                bytes.extend_from_slice(b"\r\n\r\n");
+                let h = &mut self.halves[hi];
+                h.state = State::Idle;
+                h.carry.insert(HttpAnomaly::Gap);
+                let ts = start;
+                match role {
+                    Role::Client => {
+                        self.on_request_head(cfg, dir, bytes, start, ts, false, true, stats, out)
+                    }
+                    Role::Server => {
+                        self.on_response_head(cfg, dir, bytes, start, ts, false, true, stats, out)
+                    }
+                }
+                let h = &mut self.halves[hi];
+                if !matches!(h.state, State::NotHttp) {
+                    h.state = State::Resync;
+                }
+            }
             _ => {
                 let h = &mut self.halves[hi];
                 h.state = State::Resync;
@@ -862,18 +993,20 @@ impl Connection {
                 }
                 self.finish_body(dir, role, false, stats);
             }
-            State::Head { buf, start, .. } if !buf.is_empty() => {
-                // A head cut short by the close: parse what there is.
+            State::Head { buf, start, scan } if !buf.is_empty() => {
+                // A head cut short by the close: parse what there is. A complete version-less
+                // first line is a real simple request; anything else is a cut head.
+                let simple = scan.simple && scan.first_line_end.is_some();
                 let mut bytes = buf.clone();
                 let start = *start;
                 bytes.extend_from_slice(b"\r\n\r\n");
                 self.halves[hi].state = State::Idle;
                 match role {
                     Role::Client => {
-                        self.on_request_head(cfg, dir, bytes, start, ts, false, stats, out)
+                        self.on_request_head(cfg, dir, bytes, start, ts, false, !simple, stats, out)
                     }
                     Role::Server => {
-                        self.on_response_head(cfg, dir, bytes, start, ts, false, stats, out)
+                        self.on_response_head(cfg, dir, bytes, start, ts, false, true, stats, out)
                     }
                 }
                 if let Some(t) = self.pending.back_mut() {
@@ -951,15 +1084,40 @@ impl Connection {
     }
 }
 
-/// Offset of the next line start in `data` that could begin a message for `role`
-/// (0 when `data` itself starts with one).
-fn next_line_start(data: &[u8], role: Role) -> Option<usize> {
-    let check = |d: &[u8]| match role {
-        Role::Client => head::looks_like_request_start(d) == Some(true),
-        Role::Server => head::looks_like_response_start(d) == Some(true),
+/// The next line start in `data` where a message for `role` (either, when `None`) begins,
+/// and whose message it is. A complete line must be a whole request line with an `HTTP/1.x`
+/// version or a status line (`HTTP/1.x NNN`); a line cut by the end of `data` only has to
+/// begin like one (its head parse decides).
+fn next_message_start(data: &[u8], role: Option<Role>) -> Option<(usize, Role)> {
+    let check = |d: &[u8]| -> Option<Role> {
+        let line_end = memchr::memchr(b'\n', d);
+        let line = &d[..line_end.unwrap_or(d.len())];
+        let complete = line_end.is_some();
+        let want = |r: Role| role.is_none_or(|x| x == r);
+        if want(Role::Server) {
+            let ok = if complete {
+                head::is_status_line(line)
+            } else {
+                head::looks_like_response_start(line) == Some(true)
+            };
+            if ok {
+                return Some(Role::Server);
+            }
+        }
+        if want(Role::Client) {
+            let ok = if complete {
+                head::is_request_line(line)
+            } else {
+                head::looks_like_request_start(line) == Some(true)
+            };
+            if ok {
+                return Some(Role::Client);
+            }
+        }
+        None
     };
-    if check(data) {
-        return Some(0);
+    if let Some(r) = check(data) {
+        return Some((0, r));
     }
     let mut from = 0;
     while let Some(p) = memchr::memchr(b'\n', &data[from..]) {
@@ -967,8 +1125,8 @@ fn next_line_start(data: &[u8], role: Role) -> Option<usize> {
         if s >= data.len() {
             return None;
         }
-        if check(&data[s..]) {
-            return Some(s);
+        if let Some(r) = check(&data[s..]) {
+            return Some((s, r));
         }
         from = s;
     }

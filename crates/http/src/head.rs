@@ -349,6 +349,33 @@ pub(crate) fn looks_like_request_start(b: &[u8]) -> Option<bool> {
     }
 }
 
+/// A whole request line (CR optional): token, target, `HTTP/1.x`. Used to find the next
+/// message in bytes of unknown alignment, where a weaker test would take text for a request.
+pub(crate) fn is_request_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return false;
+    };
+    let (method, rest) = (&line[..sp], &line[sp + 1..]);
+    !method.is_empty()
+        && method.len() <= 20
+        && method.iter().all(|&b| is_tchar(b))
+        && rest.len() > 9
+        && rest[rest.len() - 9..rest.len() - 1].eq_ignore_ascii_case(b" HTTP/1.")
+        && rest[rest.len() - 1].is_ascii_digit()
+        && !rest.starts_with(b" ")
+}
+
+/// A status line: `HTTP/1.x NNN` and an optional reason.
+pub(crate) fn is_status_line(line: &[u8]) -> bool {
+    line.len() >= 12
+        && line[..7].eq_ignore_ascii_case(b"HTTP/1.")
+        && line[7].is_ascii_digit()
+        && line[8] == b' '
+        && line[9..12].iter().all(u8::is_ascii_digit)
+        && line.get(12).is_none_or(|&b| matches!(b, b' ' | b'\r'))
+}
+
 /// Could these bytes begin a status line?
 pub(crate) fn looks_like_response_start(b: &[u8]) -> Option<bool> {
     let n = b.len().min(5);
@@ -609,6 +636,19 @@ mod tests {
         );
         assert!(parse(b"CCM_POST /x\r\n").is_some());
         assert!(parse(b"GET \r\n").is_none(), "0.9 needs a target");
+    }
+
+    #[test]
+    fn whole_line_checks_for_resync() {
+        assert!(is_request_line(b"GET /a?b=c HTTP/1.1\r"));
+        assert!(is_request_line(b"M-SEARCH * HTTP/1.1"));
+        assert!(!is_request_line(b"Hello world, this is text"));
+        assert!(!is_request_line(b"GET /x"));
+        assert!(!is_request_line(b"GET  HTTP/1.1"));
+        assert!(is_status_line(b"HTTP/1.1 200 OK\r"));
+        assert!(is_status_line(b"HTTP/1.0 404"));
+        assert!(!is_status_line(b"HTTP/1.1 is a protocol"));
+        assert!(!is_status_line(b"HTTP/2 200"));
     }
 
     #[test]

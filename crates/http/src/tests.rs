@@ -243,7 +243,7 @@ fn gap_in_length_body_keeps_the_next_transaction() {
 }
 
 #[test]
-fn gap_in_head_resyncs_on_next_message() {
+fn gap_in_head_keeps_the_cut_message_and_resyncs_on_the_next() {
     let cfg = HttpConfig::default();
     let mut c = Connection::new();
     let mut stats = HttpStats::default();
@@ -263,15 +263,116 @@ fn gap_in_head_resyncs_on_next_message() {
         &cfg,
         R,
         ts,
-        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
         &mut stats,
         &mut out,
     );
     c.close(&cfg, ts, &mut stats, &mut out);
-    assert_eq!(out.len(), 1);
-    let r = out[0].request.as_ref().expect("request");
-    assert_eq!(r.target(), b"/2");
+    assert_eq!(out.len(), 2);
+    let first = out[0].request.as_ref().expect("cut request kept");
+    assert_eq!(first.target(), b"/1");
     assert!(out[0].anomalies.contains(HttpAnomaly::Gap));
+    assert_eq!(out[0].response.as_ref().map(|r| r.status), Some(200));
+    assert_eq!(
+        out[1].request.as_ref().map(|r| r.target()),
+        Some(&b"/2"[..])
+    );
+    assert_eq!(out[1].response.as_ref().map(|r| r.status), Some(204));
+    assert!(
+        !out[1].anomalies.contains(HttpAnomaly::Gap),
+        "the whole second request was seen"
+    );
+}
+
+#[test]
+fn midstream_pickup_inside_a_body_finds_the_next_messages() {
+    let cfg = HttpConfig::default();
+    let mut c = Connection::midstream();
+    let mut stats = HttpStats::default();
+    let mut out = Vec::new();
+    let ts = Timestamp::from_secs(1);
+    // The server's first bytes are the tail of a body whose head was never seen, with a line
+    // of text that starts like a request line but is not one.
+    c.data(
+        &cfg,
+        R,
+        ts,
+        b"ody tail\nHello world, this is text\n{\"json\": 1}",
+        &mut stats,
+        &mut out,
+    );
+    c.data(
+        &cfg,
+        O,
+        ts,
+        b"tail of a request body\r\nGET /next HTTP/1.1\r\n\r\n",
+        &mut stats,
+        &mut out,
+    );
+    c.data(
+        &cfg,
+        R,
+        ts,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        &mut stats,
+        &mut out,
+    );
+    c.close(&cfg, ts, &mut stats, &mut out);
+    assert_eq!(stats.not_http, 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].request.as_ref().map(|r| r.target()),
+        Some(&b"/next"[..])
+    );
+    assert_eq!(out[0].response.as_ref().map(|r| r.body.len), Some(2));
+    // Without mid-stream pickup, first bytes that are not HTTP mean the flow is not HTTP...
+    let mut c = Connection::new();
+    c.data(&cfg, R, ts, b"\x16\x03\x01\x00\xa5", &mut stats, &mut out);
+    assert_eq!(stats.not_http, 1);
+    // ...while mid-stream the same bytes are skipped (bounded) looking for a message.
+    let mut c = Connection::midstream();
+    c.data(&cfg, R, ts, b"\x16\x03\x01\x00\xa5", &mut stats, &mut out);
+    assert_eq!(stats.not_http, 1);
+}
+
+#[test]
+fn reassembly_anomaly_lands_on_the_message_it_hit() {
+    let cfg = HttpConfig::default();
+    let mut c = Connection::new();
+    let mut stats = HttpStats::default();
+    let mut out = Vec::new();
+    let ts = Timestamp::from_secs(1);
+    c.data(
+        &cfg,
+        O,
+        ts,
+        b"GET /a HTTP/1.1\r\n\r\n",
+        &mut stats,
+        &mut out,
+    );
+    // Reported after the delivery that completed /a's head.
+    c.anomaly(O, HttpAnomaly::OverlapMismatch);
+    c.data(
+        &cfg,
+        O,
+        ts,
+        b"GET /b HTTP/1.1\r\n\r\n",
+        &mut stats,
+        &mut out,
+    );
+    c.data(
+        &cfg,
+        R,
+        ts,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+            .repeat(2)
+            .as_slice(),
+        &mut stats,
+        &mut out,
+    );
+    assert_eq!(out.len(), 2);
+    assert!(out[0].anomalies.contains(HttpAnomaly::OverlapMismatch));
+    assert!(!out[1].anomalies.contains(HttpAnomaly::OverlapMismatch));
 }
 
 #[test]
