@@ -38,9 +38,9 @@ for cap in keepalive shortconn; do
   printf '%-10s %-26s %9.3f %8s %10.1f\n' "$cap" "tcpdump -w /dev/null" "$base" "1.00" "$(awk "BEGIN{print $base_rss/1024}")"
   read -r t rss < <(time_cmd "$BIN" replay --no-progress --transactions /dev/null "$f")
   printf '%-10s %-26s %9.3f %8.2f %10.1f\n' "$cap" "mirador (1 worker)" "$t" "$(awk "BEGIN{print $t/$base}")" "$(awk "BEGIN{print $rss/1024}")"
-  printf '[http]\ndecode_content = false\n' > "$TMP/nodecode.toml"
-  read -r t rss < <(time_cmd "$BIN" replay --no-progress -c "$TMP/nodecode.toml" --transactions /dev/null "$f")
-  printf '%-10s %-26s %9.3f %8.2f %10.1f\n' "$cap" "mirador (no body decoding)" "$t" "$(awk "BEGIN{print $t/$base}")" "$(awk "BEGIN{print $rss/1024}")"
+  printf '[http]\ndecode_responses = true\n' > "$TMP/decode.toml"
+  read -r t rss < <(time_cmd "$BIN" replay --no-progress -c "$TMP/decode.toml" --transactions /dev/null "$f")
+  printf '%-10s %-26s %9.3f %8.2f %10.1f\n' "$cap" "mirador (+response decode)" "$t" "$(awk "BEGIN{print $t/$base}")" "$(awk "BEGIN{print $rss/1024}")"
   if command -v tshark >/dev/null; then
     read -r t rss < <(time_cmd tshark -r "$f" -Y http.request -T fields -e http.request.uri)
     printf '%-10s %-26s %9.3f %8.2f %10.1f\n' "$cap" "tshark (http requests)" "$t" "$(awk "BEGIN{print $t/$base}")" "$(awk "BEGIN{print $rss/1024}")"

@@ -1188,3 +1188,62 @@ fn clean_close_counts_a_packet_after_close() {
     let run = replay_eth(&c);
     assert_eq!(run.counter("flow.packets_after_close"), 0);
 }
+
+/// A gzip bomb in a request body (a decompression-bomb attack on the API server) is flagged;
+/// its corrupt twin too; a bomb in a response is flagged only when responses are decoded.
+#[test]
+fn compressed_bodies_are_decoded_off_the_packet_path_and_bombs_flagged() {
+    let bomb = h::gzip(&vec![b'A'; 20 << 20]); // 20 MiB of 'A' in a few KiB
+    let mut corrupt = h::gzip(b"{\"a\":1}");
+    let n = corrupt.len();
+    corrupt[n / 2] ^= 0xff;
+    let mut c = conv();
+    c.client(&request(
+        "POST",
+        "/upload",
+        "b.test",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    ))
+    .server(&response(200, &[], b"ok"))
+    .client(&request(
+        "POST",
+        "/broken",
+        "b.test",
+        &[("Content-Encoding", "gzip")],
+        &corrupt,
+    ))
+    .server(&response(200, &[], b"ok"))
+    .client(&get("/download", "b.test"))
+    .server(&response(200, &[("Content-Encoding", "gzip")], &bomb))
+    .close();
+    let frames = c.render(&LinkOpts::ethernet());
+    let dir = tempdir();
+    let pcap = dir.path().join("bombs.pcap");
+    testkit::write_pcap(&pcap, &frames, 1).expect("pcap");
+    let run = replay_files(None, &[&pcap]);
+    assert_eq!(
+        run.briefs(),
+        [
+            format!(
+                "#0 POST /upload 200 req={} resp=2 decompression_limit",
+                bomb.len()
+            ),
+            format!(
+                "#1 POST /broken 200 req={} resp=2 decompression_error",
+                corrupt.len()
+            ),
+            format!("#2 GET /download 200 req=0 resp={} -", bomb.len()),
+        ]
+    );
+    assert_eq!(counter(&run.stderr, "http.decompression_limit"), 1);
+    let cfg = dir.path().join("decode-responses.toml");
+    std::fs::write(&cfg, "[http]\ndecode_responses = true\n").expect("config");
+    let run = replay_files(Some(&cfg), &[&pcap]);
+    assert!(
+        run.briefs()[2].ends_with("decompression_limit"),
+        "{:?}",
+        run.briefs()
+    );
+    assert_eq!(counter(&run.stderr, "http.decompression_limit"), 2);
+}

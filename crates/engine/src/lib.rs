@@ -5,11 +5,13 @@
 //! identity. Deterministic: packet time only, no I/O, no wall clock; the same frames give the
 //! same transactions in the same order.
 
+mod batch;
 mod ids;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use batch::SegmentBatch;
 use flow::{
     CloseReason, Direction, FlowAnomaly, FlowConfig, FlowMeta, FlowStats, FlowTable, StreamSink,
 };
@@ -74,42 +76,43 @@ struct HttpSink<'a> {
     cfg: &'a HttpConfig,
     stats: &'a mut HttpStats,
     out: &'a mut Vec<TxRecord>,
-    scratch: &'a mut Vec<Transaction>,
 }
 
-impl HttpSink<'_> {
-    fn drain(&mut self, st: &mut FlowState, meta: &FlowMeta) {
-        if self.scratch.is_empty() {
-            return;
-        }
-        let client_is_orig = self.scratch[0].client_is_orig;
-        let ids = st
-            .ids
-            .get_or_insert_with(|| {
-                let orig = SocketAddr::new(meta.orig_ip, meta.orig_port);
-                let resp = SocketAddr::new(meta.resp_ip, meta.resp_port);
-                let (client, server) = if client_is_orig {
-                    (orig, resp)
-                } else {
-                    (resp, orig)
-                };
-                Arc::new(FlowIds {
-                    uid: flow_uid(meta),
-                    community_id: community_id(client, server, 6, 0),
-                    client,
-                    server,
-                    vlan: meta.vlan,
-                    encoded: std::sync::OnceLock::new(),
-                })
-            })
+/// Ids of a flow, made once, when its first transaction leaves (the client is known then).
+fn flow_ids(meta: &FlowMeta, client_is_orig: bool) -> Arc<FlowIds> {
+    let orig = SocketAddr::new(meta.orig_ip, meta.orig_port);
+    let resp = SocketAddr::new(meta.resp_ip, meta.resp_port);
+    let (client, server) = if client_is_orig {
+        (orig, resp)
+    } else {
+        (resp, orig)
+    };
+    Arc::new(FlowIds {
+        uid: flow_uid(meta),
+        community_id: community_id(client, server, 6, 0),
+        client,
+        server,
+        vlan: meta.vlan,
+        encoded: std::sync::OnceLock::new(),
+    })
+}
+
+/// Runs `f` on the flow's connection with an emitter that turns each finished transaction
+/// straight into a record in `out`.
+fn with_emit<R>(
+    st: &mut FlowState,
+    meta: &FlowMeta,
+    out: &mut Vec<TxRecord>,
+    f: impl FnOnce(&mut Connection, &mut dyn http::Emit) -> R,
+) -> R {
+    let ids = &mut st.ids;
+    let mut emit = |tx: Transaction| {
+        let flow = ids
+            .get_or_insert_with(|| flow_ids(meta, tx.client_is_orig))
             .clone();
-        for tx in self.scratch.drain(..) {
-            self.out.push(TxRecord {
-                flow: ids.clone(),
-                tx,
-            });
-        }
-    }
+        out.push(TxRecord { flow, tx });
+    };
+    f(&mut st.conn, &mut emit)
 }
 
 impl StreamSink for HttpSink<'_> {
@@ -133,9 +136,10 @@ impl StreamSink for HttpSink<'_> {
         ts: Timestamp,
         data: &[u8],
     ) {
-        st.conn
-            .data(self.cfg, dir, ts, data, self.stats, self.scratch);
-        self.drain(st, meta);
+        let (cfg, stats) = (self.cfg, &mut *self.stats);
+        with_emit(st, meta, self.out, |c, e| {
+            c.data(cfg, dir, ts, data, stats, e)
+        });
     }
 
     fn gap(
@@ -146,13 +150,13 @@ impl StreamSink for HttpSink<'_> {
         _ts: Timestamp,
         len: u64,
     ) {
-        st.conn.gap(self.cfg, dir, len, self.stats, self.scratch);
-        self.drain(st, meta);
+        let (cfg, stats) = (self.cfg, &mut *self.stats);
+        with_emit(st, meta, self.out, |c, e| c.gap(cfg, dir, len, stats, e));
     }
 
     fn fin(&mut self, st: &mut FlowState, meta: &FlowMeta, dir: Direction, ts: Timestamp) {
-        st.conn.fin(self.cfg, dir, ts, self.stats, self.scratch);
-        self.drain(st, meta);
+        let (cfg, stats) = (self.cfg, &mut *self.stats);
+        with_emit(st, meta, self.out, |c, e| c.fin(cfg, dir, ts, stats, e));
     }
 
     fn anomaly(
@@ -171,8 +175,8 @@ impl StreamSink for HttpSink<'_> {
     }
 
     fn close(&mut self, mut st: FlowState, meta: &FlowMeta, ts: Timestamp, _reason: CloseReason) {
-        st.conn.close(self.cfg, ts, self.stats, self.scratch);
-        self.drain(&mut st, meta);
+        let (cfg, stats) = (self.cfg, &mut *self.stats);
+        with_emit(&mut st, meta, self.out, |c, e| c.close(cfg, ts, stats, e));
     }
 }
 
@@ -185,7 +189,6 @@ pub struct Engine {
     flows: FlowTable<FlowState>,
     http_cfg: HttpConfig,
     http_stats: HttpStats,
-    scratch: Vec<Transaction>,
     now: Timestamp,
     next_expire: Timestamp,
 }
@@ -197,29 +200,52 @@ impl Engine {
             flows: FlowTable::new(cfg.flow),
             http_cfg: cfg.http,
             http_stats: HttpStats::default(),
-            scratch: Vec::new(),
             now: Timestamp::ZERO,
             next_expire: Timestamp::ZERO,
         }
     }
 
-    /// Processes one captured frame; finished transactions are appended to `out`.
+    /// Processes one captured frame (decode, then [`Engine::segment`]); finished
+    /// transactions are appended to `out`.
     pub fn packet(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], out: &mut Vec<TxRecord>) {
-        if ts > self.now {
-            self.now = ts;
-        }
-        if self.now >= self.next_expire {
-            self.expire(out);
-        }
+        self.advance(ts, out);
         let decoded = self.decoder.decode(link, ts, frame);
         if let Decoded::Tcp(seg) = decoded {
             let mut sink = HttpSink {
                 cfg: &self.http_cfg,
                 stats: &mut self.http_stats,
                 out,
-                scratch: &mut self.scratch,
             };
             self.flows.process(ts, &seg, &mut sink);
+        }
+    }
+
+    /// Processes one TCP segment decoded elsewhere (a capture thread).
+    pub fn segment(&mut self, ts: Timestamp, seg: &wire::TcpSegment<'_>, out: &mut Vec<TxRecord>) {
+        self.advance(ts, out);
+        let mut sink = HttpSink {
+            cfg: &self.http_cfg,
+            stats: &mut self.http_stats,
+            out,
+        };
+        self.flows.process(ts, seg, &mut sink);
+    }
+
+    /// Every segment of a batch, then the batch's time (which may be newer: non-TCP packets).
+    pub fn batch(&mut self, batch: &SegmentBatch, out: &mut Vec<TxRecord>) {
+        for (ts, seg) in batch.iter() {
+            self.segment(ts, &seg, out);
+        }
+        self.advance(batch.last_ts, out);
+    }
+
+    /// Moves packet time forward (never back) and runs the timeouts that are due.
+    pub fn advance(&mut self, ts: Timestamp, out: &mut Vec<TxRecord>) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_expire {
+            self.expire(out);
         }
     }
 
@@ -231,7 +257,6 @@ impl Engine {
             cfg: &self.http_cfg,
             stats: &mut self.http_stats,
             out,
-            scratch: &mut self.scratch,
         };
         self.flows.expire(now, &mut sink);
     }
@@ -243,7 +268,6 @@ impl Engine {
             cfg: &self.http_cfg,
             stats: &mut self.http_stats,
             out,
-            scratch: &mut self.scratch,
         };
         self.flows.flush_all(now, &mut sink);
     }

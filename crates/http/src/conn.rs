@@ -23,9 +23,13 @@ pub struct HttpConfig {
     pub body_keep_bytes: usize,
     /// Decompressed bytes per body before decoding stops (bomb guard).
     pub max_decompressed_bytes: u64,
-    /// Whether the stage after the flow worker undoes gzip/deflate/br/zstd codings
-    /// ([`Transaction::decode_bodies`]); the parser itself never decodes.
-    pub decode_content: bool,
+    /// Whether the stage after the flow worker undoes the gzip/deflate/br/zstd coding of
+    /// request bodies ([`Transaction::decode_bodies`]); the parser itself never decodes.
+    pub decode_requests: bool,
+    /// The same for response bodies. Off unless a stage reads response content (schemas,
+    /// data exposure): responses are most of the compressed bytes on an API, and decoding
+    /// them only to throw the result away costs more than all the rest of the analysis.
+    pub decode_responses: bool,
     /// Requests waiting for responses on one connection (pipelining depth).
     pub max_pending: usize,
 }
@@ -37,9 +41,29 @@ impl Default for HttpConfig {
             max_headers: 128,
             body_keep_bytes: 64 * 1024,
             max_decompressed_bytes: 8 * 1024 * 1024,
-            decode_content: true,
+            decode_requests: true,
+            decode_responses: false,
             max_pending: 64,
         }
+    }
+}
+
+/// Where finished transactions go. A `Vec<Transaction>` collects them; a closure can turn
+/// each into the caller's own record in place (transactions are large: moving them through
+/// an intermediate vector costs more than parsing their heads).
+pub trait Emit {
+    fn emit(&mut self, tx: Transaction);
+}
+
+impl Emit for Vec<Transaction> {
+    fn emit(&mut self, tx: Transaction) {
+        self.push(tx);
+    }
+}
+
+impl<F: FnMut(Transaction)> Emit for F {
+    fn emit(&mut self, tx: Transaction) {
+        self(tx)
     }
 }
 
@@ -267,7 +291,7 @@ impl Connection {
         ts: Timestamp,
         data: &[u8],
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         let mut data = data;
         while !data.is_empty() {
@@ -407,7 +431,7 @@ impl Connection {
         client: Direction,
         ts: Timestamp,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         let h = &mut self.halves[client.index()];
         let State::Head { buf, scan, start } = &mut h.state else {
@@ -482,7 +506,7 @@ impl Connection {
         ts: Timestamp,
         data: &[u8],
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) -> usize {
         let hi = dir.index();
         match &mut self.halves[hi].state {
@@ -507,7 +531,7 @@ impl Connection {
         ts: Timestamp,
         data: &[u8],
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) -> usize {
         self.complete_simple_request(cfg, dir.other(), ts, stats, out);
         let hi = dir.index();
@@ -545,7 +569,7 @@ impl Connection {
         bare_lf: bool,
         partial: bool,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         let hi = dir.index();
         let mut anomalies = std::mem::take(&mut self.halves[hi].carry);
@@ -553,7 +577,7 @@ impl Connection {
             anomalies.insert(HttpAnomaly::BareLf);
         }
         let head_len = bytes.len() as u64;
-        let Some(parsed) = head::parse_request(&bytes, cfg.max_headers, &mut anomalies) else {
+        let Some(parsed) = head::parse_request(bytes, cfg.max_headers, &mut anomalies) else {
             let h = &mut self.halves[hi];
             if h.messages == 0 {
                 // The first thing this side said is not a request: not HTTP.
@@ -678,7 +702,7 @@ impl Connection {
         bare_lf: bool,
         partial: bool,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         let hi = dir.index();
         let mut anomalies = std::mem::take(&mut self.halves[hi].carry);
@@ -686,7 +710,7 @@ impl Connection {
             anomalies.insert(HttpAnomaly::BareLf);
         }
         let head_len = bytes.len() as u64;
-        let Some(parsed) = head::parse_response(&bytes, cfg.max_headers, &mut anomalies) else {
+        let Some(parsed) = head::parse_response(bytes, cfg.max_headers, &mut anomalies) else {
             anomalies.insert(HttpAnomaly::Junk);
             self.halves[hi].carry = anomalies;
             self.halves[hi].state = State::Resync;
@@ -803,7 +827,7 @@ impl Connection {
         data: &[u8],
         role: Role,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) -> usize {
         let hi = dir.index();
         let State::Body { reader, tx } = &mut self.halves[hi].state else {
@@ -890,7 +914,7 @@ impl Connection {
         dir: Direction,
         len: u64,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         let hi = dir.index();
         let role = match self.client {
@@ -961,7 +985,7 @@ impl Connection {
         dir: Direction,
         ts: Timestamp,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         self.halves[dir.index()].fin = true;
         self.end_of_stream(cfg, dir, ts, stats, out);
@@ -974,7 +998,7 @@ impl Connection {
         dir: Direction,
         ts: Timestamp,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         let hi = dir.index();
         let role = match self.client {
@@ -1027,7 +1051,7 @@ impl Connection {
         cfg: &HttpConfig,
         ts: Timestamp,
         stats: &mut HttpStats,
-        out: &mut Vec<Transaction>,
+        out: &mut dyn Emit,
     ) {
         for dir in [Direction::Orig, Direction::Resp] {
             if !self.halves[dir.index()].fin {
@@ -1040,12 +1064,7 @@ impl Connection {
         }
     }
 
-    fn bound_pending(
-        &mut self,
-        cfg: &HttpConfig,
-        out: &mut Vec<Transaction>,
-        stats: &mut HttpStats,
-    ) {
+    fn bound_pending(&mut self, cfg: &HttpConfig, out: &mut dyn Emit, stats: &mut HttpStats) {
         while self.pending.len() > cfg.max_pending.max(1) {
             if let Some(mut t) = self.pending.pop_front() {
                 t.anomalies.insert(HttpAnomaly::PipelineOverflow);
@@ -1054,7 +1073,7 @@ impl Connection {
         }
     }
 
-    fn emit_ready(&mut self, out: &mut Vec<Transaction>, stats: &mut HttpStats) {
+    fn emit_ready(&mut self, out: &mut dyn Emit, stats: &mut HttpStats) {
         while let Some(t) = self.pending.front() {
             if !(t.request_done && t.response_done) {
                 break;
@@ -1065,7 +1084,7 @@ impl Connection {
         }
     }
 
-    fn emit(&mut self, mut t: Tx, out: &mut Vec<Transaction>, stats: &mut HttpStats) {
+    fn emit(&mut self, mut t: Tx, out: &mut dyn Emit, stats: &mut HttpStats) {
         if t.request.is_some() && t.response.is_none() {
             t.anomalies.insert(HttpAnomaly::MissingResponse);
         }
@@ -1074,7 +1093,7 @@ impl Connection {
         for a in t.anomalies.iter() {
             stats.anomalies[a as usize] += 1;
         }
-        out.push(Transaction {
+        out.emit(Transaction {
             index: t.index,
             client_is_orig: self.client != Some(Direction::Resp),
             request: t.request,

@@ -2,8 +2,8 @@
 //! entity bytes a message kept. Bounded twice: decoding stops at `max_decompressed` bytes
 //! (a bomb costs a counter, not memory or time) and only `keep` decoded bytes are retained.
 //! It runs in the stage that inspects bodies, not in the flow worker, and only when asked.
-//! gzip and deflate share one reusable inflate state per [`Decoders`]; gzip's CRC trailer is
-//! not checked (a corrupt stream still fails to inflate, and checking costs a second pass).
+//! gzip and deflate share one reusable inflate state per [`Decoders`]; gzip's CRC-32 and
+//! length trailer are checked as the output is produced (a flipped bit often still inflates).
 
 use std::io::Write;
 
@@ -17,6 +17,8 @@ struct Sink {
     total: u64,
     limit: u64,
     over: bool,
+    /// Running CRC-32 of the output, for formats that carry one (gzip).
+    crc: Option<flate2::Crc>,
 }
 
 impl Write for Sink {
@@ -26,6 +28,9 @@ impl Write for Sink {
             return Err(std::io::Error::other("decompressed size limit"));
         }
         self.total += buf.len() as u64;
+        if let Some(c) = self.crc.as_mut() {
+            c.update(buf);
+        }
         let room = self.keep.saturating_sub(self.kept.len());
         self.kept.extend_from_slice(&buf[..room.min(buf.len())]);
         Ok(buf.len())
@@ -69,8 +74,9 @@ impl std::fmt::Debug for Decoders {
 }
 
 impl Decoders {
-    /// Inflates `input` (zlib-wrapped or raw) into `sink`; true when the stream ended cleanly.
-    fn inflate(&mut self, zlib: bool, mut input: &[u8], sink: &mut Sink) -> bool {
+    /// Inflates `input` (zlib-wrapped or raw) into `sink`; `Some(bytes consumed)` when the
+    /// stream ended cleanly.
+    fn inflate(&mut self, zlib: bool, mut input: &[u8], sink: &mut Sink) -> Option<usize> {
         self.inflate.reset(zlib);
         loop {
             let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
@@ -81,13 +87,13 @@ impl Decoders {
             let made = (self.inflate.total_out() - out0) as usize;
             input = &input[used.min(input.len())..];
             if sink.write(&self.scratch[..made]).is_err() {
-                return false;
+                return None;
             }
             match status {
-                Ok(flate2::Status::StreamEnd) => return true,
-                Ok(_) if used == 0 && made == 0 => return false,
+                Ok(flate2::Status::StreamEnd) => return Some(self.inflate.total_in() as usize),
+                Ok(_) if used == 0 && made == 0 => return None,
                 Ok(_) => {}
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
     }
@@ -130,15 +136,30 @@ pub(crate) fn decode(
         total: 0,
         limit,
         over: false,
+        crc: None,
     };
     let raw = body.raw.as_slice();
     let clean = match body.coding {
         Coding::Identity | Coding::Unknown => return (None, None),
         Coding::Gzip => match gzip_payload(raw) {
-            Some(deflate) => dec.inflate(false, deflate, &mut sink),
+            Some(deflate) => {
+                sink.crc = Some(flate2::Crc::new());
+                match dec.inflate(false, deflate, &mut sink) {
+                    // The trailer: CRC-32 and length (mod 2^32) of the decoded data.
+                    Some(used) => match deflate.get(used..used + 8) {
+                        Some(t) => {
+                            let crc = sink.crc.as_ref().map_or(0, |c| c.sum());
+                            t[..4] == crc.to_le_bytes()
+                                && t[4..] == (sink.total as u32).to_le_bytes()
+                        }
+                        None => false,
+                    },
+                    None => false,
+                }
+            }
             None => false,
         },
-        Coding::Deflate => dec.inflate(is_zlib(raw), raw, &mut sink),
+        Coding::Deflate => dec.inflate(is_zlib(raw), raw, &mut sink).is_some(),
         Coding::Brotli => push(
             brotli_decompressor::DecompressorWriter::new(&mut sink, 4096),
             raw,
@@ -269,6 +290,19 @@ mod tests {
         );
         let (d, a) = decode_one(&body(Coding::Zstd, zs), 1 << 20, 1 << 20);
         assert_eq!((d.expect("zstd").bytes, a), (data, None));
+    }
+
+    #[test]
+    fn a_flipped_byte_that_still_inflates_fails_the_crc() {
+        let mut gz = gzip(b"{\"a\":1}");
+        let n = gz.len();
+        gz[n / 2] ^= 0xff;
+        let (_, a) = decode_one(&body(Coding::Gzip, gz), 1 << 20, 1 << 20);
+        assert_eq!(a, Some(HttpAnomaly::DecompressionError));
+        let mut gz = gzip(b"{\"a\":1}");
+        gz[n - 2] ^= 1; // the length trailer
+        let (_, a) = decode_one(&body(Coding::Gzip, gz), 1 << 20, 1 << 20);
+        assert_eq!(a, Some(HttpAnomaly::DecompressionError));
     }
 
     #[test]

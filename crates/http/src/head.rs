@@ -89,12 +89,14 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 const STACK_HEADERS: usize = 48;
 
-/// Parses a complete request head. `None` when the first line is not a request at all.
+/// Parses a complete request head (taking ownership: the bytes become the head's copy).
+/// `None` when the first line is not a request at all.
 pub(crate) fn parse_request(
-    bytes: &[u8],
+    owned: Vec<u8>,
     max_headers: usize,
     anomalies: &mut Anomalies,
 ) -> Option<RequestHead> {
+    let bytes = owned.as_slice();
     // Uninitialised slots: zeroing 48 headers per message costs more than parsing most heads.
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -117,17 +119,14 @@ pub(crate) fn parse_request(
                 })
                 .collect();
             return Some(RequestHead {
-                head: Head {
-                    raw: bytes.to_vec(),
-                    fields,
-                },
+                head: Head { raw: owned, fields },
                 method,
                 target,
                 version,
             });
         }
     }
-    parse_request_lenient(bytes, max_headers, anomalies)
+    parse_request_lenient(&owned, max_headers, anomalies)
 }
 
 fn parse_request_lenient(
@@ -182,10 +181,11 @@ fn parse_request_lenient(
 
 /// Parses a complete response head. `None` when it is not a status line.
 pub(crate) fn parse_response(
-    bytes: &[u8],
+    owned: Vec<u8>,
     max_headers: usize,
     anomalies: &mut Anomalies,
 ) -> Option<ResponseHead> {
+    let bytes = owned.as_slice();
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     if let Ok(httparse::Status::Complete(_)) = httparse::ParserConfig::default()
@@ -205,18 +205,16 @@ pub(crate) fn parse_response(
                     value: range_of(bytes, h.value),
                 })
                 .collect();
+            let status = resp.code.unwrap_or(0);
             return Some(ResponseHead {
-                head: Head {
-                    raw: bytes.to_vec(),
-                    fields,
-                },
+                head: Head { raw: owned, fields },
                 version,
-                status: resp.code.unwrap_or(0),
+                status,
                 reason,
             });
         }
     }
-    parse_response_lenient(bytes, max_headers, anomalies)
+    parse_response_lenient(&owned, max_headers, anomalies)
 }
 
 fn parse_response_lenient(
@@ -528,6 +526,14 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The tests hand over borrowed literals; the parser takes ownership of a copy.
+    fn parse_request(b: &[u8], max: usize, a: &mut Anomalies) -> Option<RequestHead> {
+        super::parse_request(b.to_vec(), max, a)
+    }
+    fn parse_response(b: &[u8], max: usize, a: &mut Anomalies) -> Option<ResponseHead> {
+        super::parse_response(b.to_vec(), max, a)
+    }
 
     #[test]
     fn head_end_found_across_calls_and_bare_lf_noticed() {

@@ -13,7 +13,7 @@ mod decode;
 mod head;
 mod types;
 
-pub use conn::{Connection, HttpConfig, HttpStats};
+pub use conn::{Connection, Emit, HttpConfig, HttpStats};
 pub use decode::Decoders;
 pub use types::{
     Anomalies, Body, Coding, Field, Head, HttpAnomaly, Request, Response, Transaction, Version,

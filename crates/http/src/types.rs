@@ -210,8 +210,9 @@ pub struct Body {
     pub raw: Vec<u8>,
     /// `raw` holds less than the whole entity (keep limit, or a gap).
     pub raw_truncated: bool,
-    /// The decoded content, once [`Transaction::decode_bodies`] ran on a coded body.
-    pub decoded: Option<Decoded>,
+    /// The decoded content, once [`Transaction::decode_bodies`] ran on a coded body (boxed:
+    /// rare, and transactions are moved often).
+    pub decoded: Option<Box<Decoded>>,
 }
 
 impl Body {
@@ -285,7 +286,8 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Undoes the content coding of both bodies (bounded by `cfg`), recording
+    /// Undoes the content coding of the bodies `cfg` asks for (`decode_requests`,
+    /// `decode_responses`; bounded by its limits), recording
     /// `decompression_limit` / `decompression_error`. Idempotent. Meant for the stage that
     /// inspects bodies; the flow worker never calls it.
     pub fn decode_bodies(&mut self, cfg: &crate::HttpConfig) {
@@ -295,8 +297,14 @@ impl Transaction {
     /// [`Transaction::decode_bodies`] reusing a caller's decoder state (one per thread).
     pub fn decode_bodies_with(&mut self, cfg: &crate::HttpConfig, decoders: &mut crate::Decoders) {
         let bodies = [
-            self.request.as_mut().map(|r| &mut r.body),
-            self.response.as_mut().map(|r| &mut r.body),
+            self.request
+                .as_mut()
+                .filter(|_| cfg.decode_requests)
+                .map(|r| &mut r.body),
+            self.response
+                .as_mut()
+                .filter(|_| cfg.decode_responses)
+                .map(|r| &mut r.body),
         ];
         for body in bodies.into_iter().flatten() {
             if body.decoded.is_some() {
@@ -308,7 +316,7 @@ impl Transaction {
                 cfg.max_decompressed_bytes,
                 decoders,
             );
-            body.decoded = decoded;
+            body.decoded = decoded.map(Box::new);
             if let Some(a) = anomaly {
                 self.anomalies.insert(a);
             }

@@ -73,7 +73,8 @@ pub struct HttpSection {
     pub max_headers: usize,
     pub body_keep_bytes: usize,
     pub max_decompressed_bytes: u64,
-    pub decode_content: bool,
+    pub decode_requests: bool,
+    pub decode_responses: bool,
     pub max_pending: usize,
 }
 
@@ -85,7 +86,8 @@ impl Default for HttpSection {
             max_headers: h.max_headers,
             body_keep_bytes: h.body_keep_bytes,
             max_decompressed_bytes: h.max_decompressed_bytes,
-            decode_content: h.decode_content,
+            decode_requests: h.decode_requests,
+            decode_responses: h.decode_responses,
             max_pending: h.max_pending,
         }
     }
@@ -210,7 +212,8 @@ impl Config {
                 max_headers: self.http.max_headers,
                 body_keep_bytes: self.http.body_keep_bytes,
                 max_decompressed_bytes: self.http.max_decompressed_bytes,
-                decode_content: self.http.decode_content,
+                decode_requests: self.http.decode_requests,
+                decode_responses: self.http.decode_responses,
                 max_pending: self.http.max_pending,
             },
         }

@@ -59,7 +59,7 @@ impl TxWriter {
                 let mut n = 0u64;
                 let mut found = [0u64; 2];
                 for mut batch in rx {
-                    for mut rec in batch.drain(..) {
+                    for rec in batch.iter_mut() {
                         if let Some(cfg) = &decode {
                             rec.tx.decode_bodies_with(cfg, &mut decoders);
                             for (i, a) in [
@@ -72,13 +72,15 @@ impl TxWriter {
                                 found[i] += u64::from(rec.tx.anomalies.contains(a));
                             }
                         }
-                        sinks::ecs::transaction(&mut buf, &rec);
+                        sinks::ecs::transaction(&mut buf, rec);
                         n += 1;
                         if buf.len() >= 1 << 16 {
                             w.write_all(&buf)?;
                             buf.clear();
                         }
                     }
+                    // The records go back with the batch: the packet thread allocated them, so it
+                    // frees them too (a free on another thread is costly for the allocator).
                     let _ = back_tx.try_send(batch);
                 }
                 w.write_all(&buf)?;
@@ -104,11 +106,16 @@ impl TxWriter {
         })
     }
 
-    /// An empty batch vector, reused when one has come back.
+    /// An empty batch vector, reused when one has come back (its old records are dropped
+    /// here, on the thread that allocated them).
     pub fn batch(&self) -> Batch {
-        self.recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(256))
+        match self.recycled.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Vec::with_capacity(256),
+        }
     }
 
     /// Hands a batch to the writer. Fails only if the writer stopped (its error is reported

@@ -3,13 +3,15 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 use capture::{FileReader, ReaderStats};
 use clap::Args;
-use engine::Engine;
-use wire::LinkType;
+use engine::{Engine, SegmentBatch};
+use wire::{Decoded, LinkType};
 
 use crate::config::Config;
 use crate::output::TxWriter;
@@ -48,7 +50,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .transactions
         .clone()
         .or_else(|| cfg.transactions_path());
-    let decode = cfg.http.decode_content.then(|| cfg.engine().http);
+    let decode = (cfg.http.decode_requests || cfg.http.decode_responses).then(|| cfg.engine().http);
     let writer = out_path
         .as_deref()
         .map(|p| TxWriter::start(p, decode.clone()))
@@ -66,42 +68,43 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     });
 
     let started = Instant::now();
-    let mut engine = Engine::new(cfg.engine());
+    let engine_cfg = cfg.engine();
+    let mut engine = Engine::new(engine_cfg.clone());
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    // Capture → worker: bounded and blocking, because replay must not lose packets; the
+    // emptied batches come back for reuse.
+    let (seg_tx, seg_rx) = crossbeam_channel::bounded::<SegmentBatch>(CAPTURE_QUEUE);
+    let (back_tx, back_rx) = crossbeam_channel::bounded::<SegmentBatch>(CAPTURE_QUEUE + 2);
+    let capture = {
+        let read_bytes = read_bytes.clone();
+        let decoder_cfg = engine_cfg.decoder.clone();
+        std::thread::Builder::new()
+            .name("mirador-capture".into())
+            .spawn(move || capture_files(readers, decoder_cfg, seg_tx, back_rx, &read_bytes))?
+    };
+
     let mut batch = writer.as_ref().map_or_else(Vec::new, |w| w.batch());
-    let mut reader_stats = ReaderStats::default();
-    let mut done_bytes = 0u64;
-    let mut packets_since_tick = 0u32;
     let mut writer_gone = false;
-    for mut reader in readers {
-        while let Some(pkt) = reader.next_packet()? {
-            engine.packet(
-                LinkType::from_pcap(pkt.linktype),
-                pkt.ts,
-                pkt.data,
-                &mut batch,
-            );
-            if batch.len() >= BATCH {
-                flush(&writer, &mut batch, &mut writer_gone);
-            }
-            packets_since_tick += 1;
-            if packets_since_tick >= 65_536 {
-                packets_since_tick = 0;
-                if let Some(bar) = &progress {
-                    bar.set_position(done_bytes + reader.compressed_bytes_read());
-                    bar.set_message(format!("{} flows", engine.flows()));
-                }
-            }
+    for segments in seg_rx {
+        engine.batch(&segments, &mut batch);
+        if batch.len() >= BATCH {
+            flush(&writer, &mut batch, &mut writer_gone);
         }
-        done_bytes += reader.file_len().unwrap_or(0);
-        merge_reader_stats(&mut reader_stats, reader.stats());
-        if let Some(e) = reader.decompress_error() {
-            eprintln!("mirador: warning: {}: gzip stream is damaged ({e}); the packets before the damage were processed", reader.path().display());
+        let _ = back_tx.try_send(segments);
+        if let Some(bar) = &progress {
+            bar.set_position(read_bytes.load(Ordering::Relaxed));
         }
     }
+    let captured = capture
+        .join()
+        .map_err(|_| anyhow::anyhow!("the capture thread panicked"))??;
     engine.finish(&mut batch);
     flush(&writer, &mut batch, &mut writer_gone);
     if let Some(bar) = progress {
         bar.finish_and_clear();
+    }
+    for w in &captured.warnings {
+        eprintln!("mirador: warning: {w}");
     }
     let output = match writer {
         Some(w) => Some(w.finish()?),
@@ -109,6 +112,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     };
     let elapsed = started.elapsed();
     let mut stats = engine.stats();
+    stats.decode = captured.decode;
     if let Some(o) = &output {
         for (a, n) in &o.anomalies {
             stats.http.anomalies[*a as usize] += n;
@@ -116,12 +120,92 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     }
     Summary {
         engine: stats,
-        reader: reader_stats,
+        reader: captured.reader,
         elapsed,
         written: output.map(|o| o.written),
     }
     .print(&mut std::io::stderr());
     Ok(())
+}
+
+/// Segments per batch handed from the capture thread to the worker, and batches in flight.
+const SEGMENTS_PER_BATCH: usize = 512;
+const BATCH_PAYLOAD_BYTES: usize = 1 << 20;
+const CAPTURE_QUEUE: usize = 8;
+
+struct Captured {
+    reader: ReaderStats,
+    decode: wire::DecodeStats,
+    warnings: Vec<String>,
+}
+
+/// The capture side of replay: reads the files in order, decodes frames, and sends batches of
+/// TCP segments to the worker. Its errors are the sensor's own (a file that stops reading).
+fn capture_files(
+    readers: Vec<FileReader>,
+    decoder_cfg: wire::DecoderConfig,
+    to_worker: crossbeam_channel::Sender<SegmentBatch>,
+    recycled: crossbeam_channel::Receiver<SegmentBatch>,
+    read_bytes: &AtomicU64,
+) -> Result<Captured> {
+    let mut decoder = wire::Decoder::new(decoder_cfg);
+    let new_batch =
+        || SegmentBatch::with_capacity(SEGMENTS_PER_BATCH, BATCH_PAYLOAD_BYTES + 65_536);
+    let mut batch = new_batch();
+    let mut stats = ReaderStats::default();
+    let mut warnings = Vec::new();
+    let mut done_bytes = 0u64;
+    let mut next_expire = wire::Timestamp::ZERO;
+    for mut reader in readers {
+        while let Some(pkt) = reader.next_packet()? {
+            let ts = pkt.ts;
+            match decoder.decode(LinkType::from_pcap(pkt.linktype), ts, pkt.data) {
+                Decoded::Tcp(seg) => batch.push(ts, &seg),
+                _ => batch.last_ts = batch.last_ts.max(ts),
+            }
+            if batch.len() >= SEGMENTS_PER_BATCH || batch.payload_bytes() >= BATCH_PAYLOAD_BYTES {
+                if ts >= next_expire {
+                    decoder.expire(ts);
+                    next_expire = ts.plus_nanos(1_000_000_000);
+                }
+                read_bytes.store(
+                    done_bytes + reader.compressed_bytes_read(),
+                    Ordering::Relaxed,
+                );
+                let next = match recycled.try_recv() {
+                    Ok(mut b) => {
+                        b.clear();
+                        b
+                    }
+                    Err(_) => new_batch(),
+                };
+                if to_worker.send(std::mem::replace(&mut batch, next)).is_err() {
+                    // The worker is gone (it failed); it reports why.
+                    return Ok(Captured {
+                        reader: stats,
+                        decode: decoder.stats().clone(),
+                        warnings,
+                    });
+                }
+            }
+        }
+        done_bytes += reader.file_len().unwrap_or(0);
+        merge_reader_stats(&mut stats, reader.stats());
+        if let Some(e) = reader.decompress_error() {
+            warnings.push(format!(
+                "{}: gzip stream is damaged ({e}); the packets before the damage were processed",
+                reader.path().display()
+            ));
+        }
+    }
+    if !batch.is_empty() || batch.last_ts > wire::Timestamp::ZERO {
+        let _ = to_worker.send(batch);
+    }
+    Ok(Captured {
+        reader: stats,
+        decode: decoder.stats().clone(),
+        warnings,
+    })
 }
 
 fn flush(writer: &Option<TxWriter>, batch: &mut Vec<engine::TxRecord>, gone: &mut bool) {
