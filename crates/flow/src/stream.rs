@@ -58,14 +58,14 @@ pub(crate) fn seq_diff(a: u32, b: u32) -> i64 {
 }
 
 /// 8-byte words of a segment that go into its fingerprint, spread evenly from first to last.
-const FINGERPRINT_WORDS: usize = 8;
+const FINGERPRINT_WORDS: usize = 4;
 
 fn mix(h: u64, v: u64) -> u64 {
     let m = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     m ^ (m >> 29)
 }
 
-/// A fingerprint of a segment that costs O(1) per segment, not O(length): the length and 8
+/// A fingerprint of a segment that costs O(1) per segment, not O(length): the length and 4
 /// words spread over it, both ends included. A retransmission that changes only unsampled
 /// bytes goes unflagged, which costs only the anomaly flag: reassembly keeps the first copy
 /// whatever the fingerprint says. No per-process seed, so it is deterministic across runs.

@@ -123,6 +123,28 @@ enum State {
     NotHttp,
 }
 
+/// A head ready for the request or response path.
+enum HeadDone {
+    /// Its bytes, to be parsed (lenient forms, heads that arrived in pieces).
+    Bytes {
+        bytes: Vec<u8>,
+        start: Timestamp,
+        bare_lf: bool,
+    },
+    /// Parsed in place.
+    Parsed {
+        head: ParsedHead,
+        len: u64,
+        start: Timestamp,
+        bare_lf: bool,
+    },
+}
+
+enum ParsedHead {
+    Request(head::RequestHead),
+    Response(head::ResponseHead),
+}
+
 struct Half {
     state: State,
     /// Messages parsed in this direction.
@@ -455,24 +477,67 @@ impl Connection {
             .is_some_and(|r| r.version == Version::Http09)
     }
 
-    /// Accumulates a head; returns (consumed, Some(head bytes)) once complete.
+    /// Accumulates a head; returns the bytes consumed and, once complete, the head.
     fn head_step(
         &mut self,
         cfg: &HttpConfig,
         dir: Direction,
+        role: Role,
         data: &[u8],
         stats: &mut HttpStats,
-    ) -> (usize, Option<(Vec<u8>, Timestamp, bool)>) {
+    ) -> (usize, Option<HeadDone>) {
         let h = &mut self.halves[dir.index()];
         let State::Head { buf, scan, start } = &mut h.state else {
             return (0, None);
         };
         let start = *start;
         if buf.is_empty() {
-            // Fast path: the whole head is in this delivery.
-            if let Some(end) = scan.find_end(data) {
-                let bare = scan.bare_lf;
-                return (end, Some((data[..end].to_vec(), start, bare)));
+            // Fast path: the whole head is in this delivery and httparse takes it as it is,
+            // so it is parsed in place and copied once.
+            let in_place = match role {
+                Role::Client => match head::request_in_place(data, cfg.max_headers) {
+                    head::InPlace::Complete { head, len, bare_lf } => {
+                        Some(Some((ParsedHead::Request(head), len, bare_lf)))
+                    }
+                    head::InPlace::Incomplete => Some(None),
+                    head::InPlace::Other => None,
+                },
+                Role::Server => match head::response_in_place(data, cfg.max_headers) {
+                    head::InPlace::Complete { head, len, bare_lf } => {
+                        Some(Some((ParsedHead::Response(head), len, bare_lf)))
+                    }
+                    head::InPlace::Incomplete => Some(None),
+                    head::InPlace::Other => None,
+                },
+            };
+            match in_place {
+                Some(Some((head, len, bare_lf))) => {
+                    return (
+                        len,
+                        Some(HeadDone::Parsed {
+                            head,
+                            len: len as u64,
+                            start,
+                            bare_lf,
+                        }),
+                    );
+                }
+                // Not all here yet: buffer it below (the scan then finds the end).
+                Some(None) => {}
+                // Not a head httparse takes: the scanning path decides.
+                None => {
+                    if let Some(end) = scan.find_end(data) {
+                        let bare_lf = scan.bare_lf;
+                        return (
+                            end,
+                            Some(HeadDone::Bytes {
+                                bytes: data[..end].to_vec(),
+                                start,
+                                bare_lf,
+                            }),
+                        );
+                    }
+                }
             }
             *scan = HeadScan::default();
         }
@@ -484,9 +549,16 @@ impl Connection {
             Some(end) => {
                 let used = end - before;
                 buf.truncate(end);
-                let bare = scan.bare_lf;
+                let bare_lf = scan.bare_lf;
                 let bytes = std::mem::take(buf);
-                (used, Some((bytes, start, bare)))
+                (
+                    used,
+                    Some(HeadDone::Bytes {
+                        bytes,
+                        start,
+                        bare_lf,
+                    }),
+                )
             }
             None => {
                 if buf.len() >= cfg.max_head_bytes {
@@ -495,6 +567,71 @@ impl Connection {
                     stats.anomalies[HttpAnomaly::HeadTooLong as usize] += 1;
                 }
                 (take, None)
+            }
+        }
+    }
+
+    /// Hands a finished head to the request or response path.
+    #[allow(clippy::too_many_arguments)]
+    fn head_done(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        role: Role,
+        done: HeadDone,
+        ts: Timestamp,
+        stats: &mut HttpStats,
+        out: &mut dyn Emit,
+    ) {
+        match done {
+            HeadDone::Bytes {
+                bytes,
+                start,
+                bare_lf,
+            } => match role {
+                Role::Client => {
+                    self.on_request_head(cfg, dir, bytes, start, ts, bare_lf, false, stats, out)
+                }
+                Role::Server => {
+                    self.on_response_head(cfg, dir, bytes, start, ts, bare_lf, false, stats, out)
+                }
+            },
+            HeadDone::Parsed {
+                head,
+                len,
+                start,
+                bare_lf,
+            } => {
+                let mut anomalies = std::mem::take(&mut self.halves[dir.index()].carry);
+                if bare_lf {
+                    anomalies.insert(HttpAnomaly::BareLf);
+                }
+                match head {
+                    ParsedHead::Request(h) => self.on_request_parsed(
+                        cfg,
+                        dir,
+                        Some(h),
+                        anomalies,
+                        len,
+                        start,
+                        ts,
+                        false,
+                        stats,
+                        out,
+                    ),
+                    ParsedHead::Response(h) => self.on_response_parsed(
+                        cfg,
+                        dir,
+                        Some(h),
+                        anomalies,
+                        len,
+                        start,
+                        ts,
+                        false,
+                        stats,
+                        out,
+                    ),
+                }
             }
         }
     }
@@ -513,9 +650,9 @@ impl Connection {
             State::Idle => self.start_step(Role::Client, dir, ts, data, stats),
             State::Resync => self.resync_step(Role::Client, dir, data, stats),
             State::Head { .. } => {
-                let (used, done) = self.head_step(cfg, dir, data, stats);
-                if let Some((bytes, start, bare)) = done {
-                    self.on_request_head(cfg, dir, bytes, start, ts, bare, false, stats, out);
+                let (used, done) = self.head_step(cfg, dir, Role::Client, data, stats);
+                if let Some(done) = done {
+                    self.head_done(cfg, dir, Role::Client, done, ts, stats, out);
                 }
                 used
             }
@@ -547,9 +684,9 @@ impl Connection {
             }
             State::Resync => self.resync_step(Role::Server, dir, data, stats),
             State::Head { .. } => {
-                let (used, done) = self.head_step(cfg, dir, data, stats);
-                if let Some((bytes, start, bare)) = done {
-                    self.on_response_head(cfg, dir, bytes, start, ts, bare, false, stats, out);
+                let (used, done) = self.head_step(cfg, dir, Role::Server, data, stats);
+                if let Some(done) = done {
+                    self.head_done(cfg, dir, Role::Server, done, ts, stats, out);
                 }
                 used
             }
@@ -577,7 +714,28 @@ impl Connection {
             anomalies.insert(HttpAnomaly::BareLf);
         }
         let head_len = bytes.len() as u64;
-        let Some(parsed) = head::parse_request(bytes, cfg.max_headers, &mut anomalies) else {
+        let parsed = head::parse_request(bytes, cfg.max_headers, &mut anomalies);
+        self.on_request_parsed(
+            cfg, dir, parsed, anomalies, head_len, start, ts, partial, stats, out,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_request_parsed(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        parsed: Option<head::RequestHead>,
+        mut anomalies: Anomalies,
+        head_len: u64,
+        start: Timestamp,
+        ts: Timestamp,
+        partial: bool,
+        stats: &mut HttpStats,
+        out: &mut dyn Emit,
+    ) {
+        let hi = dir.index();
+        let Some(parsed) = parsed else {
             let h = &mut self.halves[hi];
             if h.messages == 0 {
                 // The first thing this side said is not a request: not HTTP.
@@ -710,7 +868,28 @@ impl Connection {
             anomalies.insert(HttpAnomaly::BareLf);
         }
         let head_len = bytes.len() as u64;
-        let Some(parsed) = head::parse_response(bytes, cfg.max_headers, &mut anomalies) else {
+        let parsed = head::parse_response(bytes, cfg.max_headers, &mut anomalies);
+        self.on_response_parsed(
+            cfg, dir, parsed, anomalies, head_len, start, ts, partial, stats, out,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_response_parsed(
+        &mut self,
+        cfg: &HttpConfig,
+        dir: Direction,
+        parsed: Option<head::ResponseHead>,
+        mut anomalies: Anomalies,
+        head_len: u64,
+        start: Timestamp,
+        ts: Timestamp,
+        partial: bool,
+        stats: &mut HttpStats,
+        out: &mut dyn Emit,
+    ) {
+        let hi = dir.index();
+        let Some(parsed) = parsed else {
             anomalies.insert(HttpAnomaly::Junk);
             self.halves[hi].carry = anomalies;
             self.halves[hi].state = State::Resync;

@@ -89,6 +89,154 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 const STACK_HEADERS: usize = 48;
 
+/// What httparse made of a complete, well-formed head in `bytes`: ranges into `bytes` and
+/// the head's length.
+struct Strict<T> {
+    start: T,
+    fields: Vec<Field>,
+    len: usize,
+}
+
+/// Request line parts: method, target, version.
+type RequestLine = (Range<u32>, Range<u32>, Version);
+/// Status line parts: version, status, reason.
+type StatusLine = (Version, u16, Range<u32>);
+
+fn fields_of(bytes: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
+    headers
+        .iter()
+        .map(|h| Field {
+            name: range_of(bytes, h.name.as_bytes()),
+            value: range_of(bytes, h.value),
+        })
+        .collect()
+}
+
+fn version_of(v: Option<u8>) -> Version {
+    match v {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    }
+}
+
+/// httparse on `bytes`; `Ok(None)` = complete head not here yet, `Err` = not a strict head.
+fn strict_request(bytes: &[u8], max_headers: usize) -> Result<Option<Strict<RequestLine>>, ()> {
+    // Uninitialised slots: zeroing 48 headers per message costs more than parsing most heads.
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, bytes, &mut stack)
+    {
+        Ok(httparse::Status::Complete(len)) if req.headers.len() <= max_headers => {
+            let method = range_of(bytes, req.method.unwrap_or("").as_bytes());
+            let target = range_of(bytes, req.path.unwrap_or("").as_bytes());
+            Ok(Some(Strict {
+                start: (method, target, version_of(req.version)),
+                fields: fields_of(bytes, req.headers),
+                len,
+            }))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        _ => Err(()),
+    }
+}
+
+fn strict_response(bytes: &[u8], max_headers: usize) -> Result<Option<Strict<StatusLine>>, ()> {
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, bytes, &mut stack)
+    {
+        Ok(httparse::Status::Complete(len)) if resp.headers.len() <= max_headers => {
+            let reason = range_of(bytes, resp.reason.unwrap_or("").as_bytes());
+            let start = (version_of(resp.version), resp.code.unwrap_or(0), reason);
+            Ok(Some(Strict {
+                start,
+                fields: fields_of(bytes, resp.headers),
+                len,
+            }))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        _ => Err(()),
+    }
+}
+
+/// Whether any line of a strictly parsed head ends in a bare LF, from the ends httparse
+/// reported: after each header value (and its trailing blanks) must come CR; so after the
+/// start line and before the final LF. O(lines), not O(bytes).
+fn strict_bare_lf(bytes: &[u8], fields: &[Field], len: usize) -> bool {
+    let lf_after = |mut i: usize| {
+        while matches!(bytes.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        bytes.get(i) == Some(&b'\n')
+    };
+    let first_lf = memchr::memchr(b'\n', &bytes[..len]).unwrap_or(0);
+    (first_lf == 0 || bytes[first_lf - 1] != b'\r')
+        || fields.iter().any(|f| lf_after(f.value.end as usize))
+        || len < 2
+        || bytes[len - 2] != b'\r'
+}
+
+/// A head parsed in place, before any copy. `Complete` carries the head (copied once) and
+/// its length; `Incomplete` asks for more bytes; `Other` hands it to the scanning path
+/// (split heads, lenient forms, simple requests).
+pub(crate) enum InPlace<T> {
+    Complete { head: T, len: usize, bare_lf: bool },
+    Incomplete,
+    Other,
+}
+
+pub(crate) fn request_in_place(data: &[u8], max_headers: usize) -> InPlace<RequestHead> {
+    match strict_request(data, max_headers) {
+        Ok(Some(s)) => {
+            let bare_lf = strict_bare_lf(data, &s.fields, s.len);
+            let (method, target, version) = s.start;
+            let head = Head {
+                raw: data[..s.len].to_vec(),
+                fields: s.fields,
+            };
+            InPlace::Complete {
+                head: RequestHead {
+                    head,
+                    method,
+                    target,
+                    version,
+                },
+                len: s.len,
+                bare_lf,
+            }
+        }
+        Ok(None) => InPlace::Incomplete,
+        Err(()) => InPlace::Other,
+    }
+}
+
+pub(crate) fn response_in_place(data: &[u8], max_headers: usize) -> InPlace<ResponseHead> {
+    match strict_response(data, max_headers) {
+        Ok(Some(s)) => {
+            let bare_lf = strict_bare_lf(data, &s.fields, s.len);
+            let (version, status, reason) = s.start;
+            let head = Head {
+                raw: data[..s.len].to_vec(),
+                fields: s.fields,
+            };
+            InPlace::Complete {
+                head: ResponseHead {
+                    head,
+                    version,
+                    status,
+                    reason,
+                },
+                len: s.len,
+                bare_lf,
+            }
+        }
+        Ok(None) => InPlace::Incomplete,
+        Err(()) => InPlace::Other,
+    }
+}
+
 /// Parses a complete request head (taking ownership: the bytes become the head's copy).
 /// `None` when the first line is not a request at all.
 pub(crate) fn parse_request(
@@ -96,35 +244,17 @@ pub(crate) fn parse_request(
     max_headers: usize,
     anomalies: &mut Anomalies,
 ) -> Option<RequestHead> {
-    let bytes = owned.as_slice();
-    // Uninitialised slots: zeroing 48 headers per message costs more than parsing most heads.
-    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    if let Ok(httparse::Status::Complete(_)) = httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, bytes, &mut stack)
-    {
-        if req.headers.len() <= max_headers {
-            let version = match req.version {
-                Some(0) => Version::Http10,
-                _ => Version::Http11,
-            };
-            let method = range_of(bytes, req.method.unwrap_or("").as_bytes());
-            let target = range_of(bytes, req.path.unwrap_or("").as_bytes());
-            let fields = req
-                .headers
-                .iter()
-                .map(|h| Field {
-                    name: range_of(bytes, h.name.as_bytes()),
-                    value: range_of(bytes, h.value),
-                })
-                .collect();
-            return Some(RequestHead {
-                head: Head { raw: owned, fields },
-                method,
-                target,
-                version,
-            });
-        }
+    if let Ok(Some(s)) = strict_request(&owned, max_headers) {
+        let (method, target, version) = s.start;
+        return Some(RequestHead {
+            head: Head {
+                raw: owned,
+                fields: s.fields,
+            },
+            method,
+            target,
+            version,
+        });
     }
     parse_request_lenient(&owned, max_headers, anomalies)
 }
@@ -179,40 +309,23 @@ fn parse_request_lenient(
     })
 }
 
-/// Parses a complete response head. `None` when it is not a status line.
+/// Parses a complete response head (taking ownership). `None` when it is not a status line.
 pub(crate) fn parse_response(
     owned: Vec<u8>,
     max_headers: usize,
     anomalies: &mut Anomalies,
 ) -> Option<ResponseHead> {
-    let bytes = owned.as_slice();
-    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    if let Ok(httparse::Status::Complete(_)) = httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, bytes, &mut stack)
-    {
-        if resp.headers.len() <= max_headers {
-            let version = match resp.version {
-                Some(0) => Version::Http10,
-                _ => Version::Http11,
-            };
-            let reason = range_of(bytes, resp.reason.unwrap_or("").as_bytes());
-            let fields = resp
-                .headers
-                .iter()
-                .map(|h| Field {
-                    name: range_of(bytes, h.name.as_bytes()),
-                    value: range_of(bytes, h.value),
-                })
-                .collect();
-            let status = resp.code.unwrap_or(0);
-            return Some(ResponseHead {
-                head: Head { raw: owned, fields },
-                version,
-                status,
-                reason,
-            });
-        }
+    if let Ok(Some(s)) = strict_response(&owned, max_headers) {
+        let (version, status, reason) = s.start;
+        return Some(ResponseHead {
+            head: Head {
+                raw: owned,
+                fields: s.fields,
+            },
+            version,
+            status,
+            reason,
+        });
     }
     parse_response_lenient(&owned, max_headers, anomalies)
 }
@@ -669,5 +782,70 @@ mod tests {
         assert_eq!(looks_like_response_start(b"HTTP/1.1 200"), Some(true));
         assert_eq!(looks_like_response_start(b"HTT"), None);
         assert_eq!(looks_like_response_start(b"SSH-2.0"), Some(false));
+    }
+
+    mod agree {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn line_end(crlf: bool) -> &'static [u8] {
+            if crlf {
+                b"\r\n"
+            } else {
+                b"\n"
+            }
+        }
+
+        proptest! {
+            /// Whatever the line endings and blanks, a head parsed in place equals the same
+            /// head found by scanning and then parsed, bare-LF flag included.
+            #[test]
+            fn in_place_and_scanned_heads_agree(
+                response in any::<bool>(),
+                ends in proptest::collection::vec(any::<bool>(), 2..12),
+                values in proptest::collection::vec("[a-zA-Z0-9 /.=;-]{0,12}", 0..10),
+                trailing in proptest::collection::vec(0usize..3, 0..10),
+                tail in proptest::collection::vec(any::<u8>(), 0..20),
+            ) {
+                let mut data = if response { b"HTTP/1.1 200 OK".to_vec() } else { b"GET /x?y=1 HTTP/1.1".to_vec() };
+                data.extend_from_slice(line_end(ends[0]));
+                for (i, v) in values.iter().enumerate() {
+                    data.extend_from_slice(format!("X-H{i}: {v}").as_bytes());
+                    data.extend(std::iter::repeat_n(b' ', trailing.get(i).copied().unwrap_or(0)));
+                    data.extend_from_slice(line_end(ends[(i + 1) % ends.len()]));
+                }
+                data.extend_from_slice(line_end(ends[ends.len() - 1]));
+                let head_len = data.len();
+                data.extend_from_slice(&tail);
+
+                let mut scan = HeadScan::default();
+                let end = scan.find_end(&data).expect("a complete head");
+                prop_assert_eq!(end, head_len);
+                let mut a = Anomalies::default();
+                if response {
+                    let scanned = super::super::parse_response(data[..end].to_vec(), 64, &mut a).expect("parses");
+                    match response_in_place(&data, 64) {
+                        InPlace::Complete { head, len, bare_lf } => {
+                            prop_assert_eq!(len, end);
+                            prop_assert_eq!(bare_lf, scan.bare_lf);
+                            prop_assert_eq!(head.head, scanned.head);
+                            prop_assert_eq!(head.status, scanned.status);
+                        }
+                        _ => prop_assert!(false, "not parsed in place"),
+                    }
+                } else {
+                    let scanned = super::super::parse_request(data[..end].to_vec(), 64, &mut a).expect("parses");
+                    match request_in_place(&data, 64) {
+                        InPlace::Complete { head, len, bare_lf } => {
+                            prop_assert_eq!(len, end);
+                            prop_assert_eq!(bare_lf, scan.bare_lf);
+                            prop_assert_eq!(head.head, scanned.head);
+                            prop_assert_eq!(head.target, scanned.target);
+                        }
+                        _ => prop_assert!(false, "not parsed in place"),
+                    }
+                }
+            }
+        }
     }
 }
