@@ -13,6 +13,10 @@ use engine::TxRecord;
 
 pub type Batch = Vec<TxRecord>;
 
+/// Record batches in flight to the output thread: enough to ride out a slow write, few enough
+/// that the records held (each owns its heads and kept bodies) stay a few MiB.
+const OUTPUT_QUEUE: usize = 8;
+
 /// What the output stage did.
 #[derive(Debug, Default, Clone)]
 pub struct OutputStats {
@@ -46,8 +50,8 @@ impl TxWriter {
     /// stage that inspects bodies would; the decompression anomalies land on the records.
     pub fn start(path: &Path, decode: Option<http::HttpConfig>) -> Result<TxWriter> {
         let sink = open_sink(path)?;
-        let (tx, rx) = crossbeam_channel::bounded::<Batch>(64);
-        let (back_tx, back_rx) = crossbeam_channel::bounded::<Batch>(64);
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(OUTPUT_QUEUE);
+        let (back_tx, back_rx) = crossbeam_channel::bounded::<Batch>(OUTPUT_QUEUE + 2);
         let handle = std::thread::Builder::new()
             .name("mirador-output".into())
             .spawn(move || -> io::Result<OutputStats> {

@@ -129,9 +129,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
 }
 
 /// Segments per batch handed from the capture thread to the worker, and batches in flight.
-const SEGMENTS_PER_BATCH: usize = 512;
-const BATCH_PAYLOAD_BYTES: usize = 1 << 20;
-const CAPTURE_QUEUE: usize = 8;
+const SEGMENTS_PER_BATCH: usize = 256;
+const BATCH_PAYLOAD_BYTES: usize = 256 << 10;
+const CAPTURE_QUEUE: usize = 4;
 
 struct Captured {
     reader: ReaderStats,
