@@ -142,8 +142,8 @@ fn unknown_config_key_is_named() {
         &[
             cfg.to_str().unwrap(),
             "line 2",
-            "unknown field `max_flow`",
-            "expected one of `max_flows`",
+            "flow.max_flow: unknown key",
+            "did you mean `flow.max_flows`?",
         ],
     );
 }

@@ -11,9 +11,11 @@
 //! as if it were complete. Only a failure of the underlying file itself is an error. Output
 //! depends only on the input bytes.
 //!
-//! Live capture lives elsewhere.
+//! Live capture from an interface (libpcap) is in [`live`]: [`LiveSource`] hands out the same
+//! [`RawPacket`]s.
 
 mod input;
+pub mod live;
 mod pcap;
 mod pcapng;
 
@@ -25,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use input::{CountingReader, Fill, Input, SourceState};
+pub use live::{Fanout, FanoutMode, LiveConfig, LiveSource, LiveStats};
 use wire::Timestamp;
 
 /// One captured frame, borrowed from the reader's buffer until the next call.
@@ -59,6 +62,10 @@ pub enum CaptureError {
         offset: u64,
         cause: io::Error,
     },
+    /// A live capture could not be opened, filtered or read; `detail` says what failed
+    /// (libpcap's words) and how to fix it.
+    #[error("{interface}: {detail}")]
+    Live { interface: String, detail: String },
 }
 
 /// What the reader has seen so far.

@@ -9,6 +9,8 @@ use wire::{TcpFlags, TcpSegment, Timestamp};
 #[derive(Clone, Debug)]
 struct Header {
     ts: Timestamp,
+    /// Global sequence number of the packet.
+    pkt: u64,
     src: IpAddr,
     dst: IpAddr,
     src_port: u16,
@@ -30,6 +32,9 @@ pub struct SegmentBatch {
     /// Packet time of the newest packet the capture side saw for this batch, TCP or not, so
     /// timeouts advance even when the traffic is not TCP.
     pub last_ts: Timestamp,
+    /// Global sequence number of the last packet read before this batch was closed: the
+    /// boundary at which its worker runs timeouts.
+    pub last_seq: u64,
 }
 
 impl SegmentBatch {
@@ -38,14 +43,17 @@ impl SegmentBatch {
             headers: Vec::with_capacity(segments),
             bytes: Vec::with_capacity(bytes),
             last_ts: Timestamp::ZERO,
+            last_seq: 0,
         }
     }
 
-    pub fn push(&mut self, ts: Timestamp, seg: &TcpSegment<'_>) {
+    /// Adds a segment; `seq` is the global sequence number of its packet.
+    pub fn push(&mut self, ts: Timestamp, seq: u64, seg: &TcpSegment<'_>) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(seg.payload);
         self.headers.push(Header {
             ts,
+            pkt: seq,
             src: seg.src,
             dst: seg.dst,
             src_port: seg.src_port,
@@ -59,6 +67,7 @@ impl SegmentBatch {
             payload: start..self.bytes.len() as u32,
         });
         self.last_ts = self.last_ts.max(ts);
+        self.last_seq = self.last_seq.max(seq);
     }
 
     pub fn len(&self) -> usize {
@@ -77,9 +86,11 @@ impl SegmentBatch {
         self.headers.clear();
         self.bytes.clear();
         self.last_ts = Timestamp::ZERO;
+        self.last_seq = 0;
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (Timestamp, TcpSegment<'_>)> + '_ {
+    /// The segments with their packet time and sequence number.
+    pub fn iter(&self) -> impl Iterator<Item = (Timestamp, u64, TcpSegment<'_>)> + '_ {
         self.headers.iter().map(move |h| {
             let seg = TcpSegment {
                 src: h.src,
@@ -94,7 +105,7 @@ impl SegmentBatch {
                 payload: &self.bytes[h.payload.start as usize..h.payload.end as usize],
                 missing_payload: h.missing_payload,
             };
-            (h.ts, seg)
+            (h.ts, h.pkt, seg)
         })
     }
 }
@@ -122,11 +133,11 @@ mod tests {
                 payload: p,
                 missing_payload: i as u32,
             };
-            b.push(Timestamp::from_secs(10 + i as u64), &seg);
+            b.push(Timestamp::from_secs(10 + i as u64), 100 + i as u64, &seg);
         }
         let got: Vec<(u64, u16, Vec<u8>, u32)> = b
             .iter()
-            .map(|(ts, s)| (ts.secs(), s.src_port, s.payload.to_vec(), s.missing_payload))
+            .map(|(ts, _, s)| (ts.secs(), s.src_port, s.payload.to_vec(), s.missing_payload))
             .collect();
         assert_eq!(
             got,
@@ -137,6 +148,11 @@ mod tests {
             ]
         );
         assert_eq!(b.last_ts, Timestamp::from_secs(12));
+        assert_eq!(
+            b.iter().map(|(_, q, _)| q).collect::<Vec<_>>(),
+            vec![100, 101, 102]
+        );
+        assert_eq!(b.last_seq, 102);
         b.clear();
         assert!(b.is_empty() && b.payload_bytes() == 0);
     }

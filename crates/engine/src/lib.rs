@@ -48,6 +48,26 @@ pub struct FlowIds {
 pub struct TxRecord {
     pub flow: Arc<FlowIds>,
     pub tx: Transaction,
+    /// Where the record falls in the order one worker would emit it; records of several
+    /// workers merged by this key come out as from one worker (see [`Order`]).
+    pub order: Order,
+    /// Which worker made it (set by the pipeline), so it can be freed there.
+    pub origin: u16,
+}
+
+/// Emission order independent of how flows are spread over workers: the global sequence
+/// number of the packet that completed the transaction; for transactions ended by a timeout
+/// at a batch boundary, that boundary, then the flow's first packet; at the end of input,
+/// the flow's first packet. `sub` counts records emitted at the same point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Order {
+    pub at: u64,
+    pub flow: u64,
+    pub sub: u32,
+}
+
+impl Order {
+    pub const END: u64 = u64::MAX;
 }
 
 /// Counters of every stage of one engine.
@@ -70,12 +90,20 @@ impl EngineStats {
 pub struct FlowState {
     conn: Connection,
     ids: Option<Arc<FlowIds>>,
+    /// Global sequence number of the flow's first packet (orders its late emissions).
+    first_seq: u64,
 }
 
 struct HttpSink<'a> {
     cfg: &'a HttpConfig,
     stats: &'a mut HttpStats,
     out: &'a mut Vec<TxRecord>,
+    /// Order of the next record: the current packet, a boundary, or the end.
+    order: &'a mut Order,
+    /// Sequence number of the packet being processed (for flows it opens).
+    seq: u64,
+    /// Records emitted outside packet processing are keyed by their flow's first packet.
+    by_flow: bool,
 }
 
 /// Ids of a flow, made once, when its first transaction leaves (the client is known then).
@@ -103,14 +131,29 @@ fn with_emit<R>(
     st: &mut FlowState,
     meta: &FlowMeta,
     out: &mut Vec<TxRecord>,
+    order: &mut Order,
+    by_flow: bool,
     f: impl FnOnce(&mut Connection, &mut dyn http::Emit) -> R,
 ) -> R {
     let ids = &mut st.ids;
+    if by_flow {
+        *order = Order {
+            at: order.at,
+            flow: st.first_seq + 1,
+            sub: 0,
+        };
+    }
     let mut emit = |tx: Transaction| {
         let flow = ids
             .get_or_insert_with(|| flow_ids(meta, tx.client_is_orig))
             .clone();
-        out.push(TxRecord { flow, tx });
+        out.push(TxRecord {
+            flow,
+            tx,
+            order: *order,
+            origin: 0,
+        });
+        order.sub = order.sub.saturating_add(1);
     };
     f(&mut st.conn, &mut emit)
 }
@@ -125,7 +168,11 @@ impl StreamSink for HttpSink<'_> {
         } else {
             Connection::midstream()
         };
-        FlowState { conn, ids: None }
+        FlowState {
+            conn,
+            ids: None,
+            first_seq: self.seq,
+        }
     }
 
     fn data(
@@ -137,7 +184,7 @@ impl StreamSink for HttpSink<'_> {
         data: &[u8],
     ) {
         let (cfg, stats) = (self.cfg, &mut *self.stats);
-        with_emit(st, meta, self.out, |c, e| {
+        with_emit(st, meta, self.out, self.order, self.by_flow, |c, e| {
             c.data(cfg, dir, ts, data, stats, e)
         });
     }
@@ -151,12 +198,16 @@ impl StreamSink for HttpSink<'_> {
         len: u64,
     ) {
         let (cfg, stats) = (self.cfg, &mut *self.stats);
-        with_emit(st, meta, self.out, |c, e| c.gap(cfg, dir, len, stats, e));
+        with_emit(st, meta, self.out, self.order, self.by_flow, |c, e| {
+            c.gap(cfg, dir, len, stats, e)
+        });
     }
 
     fn fin(&mut self, st: &mut FlowState, meta: &FlowMeta, dir: Direction, ts: Timestamp) {
         let (cfg, stats) = (self.cfg, &mut *self.stats);
-        with_emit(st, meta, self.out, |c, e| c.fin(cfg, dir, ts, stats, e));
+        with_emit(st, meta, self.out, self.order, self.by_flow, |c, e| {
+            c.fin(cfg, dir, ts, stats, e)
+        });
     }
 
     fn anomaly(
@@ -176,7 +227,9 @@ impl StreamSink for HttpSink<'_> {
 
     fn close(&mut self, mut st: FlowState, meta: &FlowMeta, ts: Timestamp, _reason: CloseReason) {
         let (cfg, stats) = (self.cfg, &mut *self.stats);
-        with_emit(&mut st, meta, self.out, |c, e| c.close(cfg, ts, stats, e));
+        with_emit(&mut st, meta, self.out, self.order, self.by_flow, |c, e| {
+            c.close(cfg, ts, stats, e)
+        });
     }
 }
 
@@ -191,6 +244,9 @@ pub struct Engine {
     http_stats: HttpStats,
     now: Timestamp,
     next_expire: Timestamp,
+    /// Sequence number of the packet being processed (own count in `packet` mode).
+    seq: u64,
+    order: Order,
 }
 
 impl Engine {
@@ -202,74 +258,109 @@ impl Engine {
             http_stats: HttpStats::default(),
             now: Timestamp::ZERO,
             next_expire: Timestamp::ZERO,
+            seq: 0,
+            order: Order::default(),
         }
     }
 
-    /// Processes one captured frame (decode, then [`Engine::segment`]); finished
-    /// transactions are appended to `out`.
+    fn sink<'a>(
+        &'a mut self,
+        out: &'a mut Vec<TxRecord>,
+        by_flow: bool,
+    ) -> (&'a mut FlowTable<FlowState>, HttpSink<'a>) {
+        let sink = HttpSink {
+            cfg: &self.http_cfg,
+            stats: &mut self.http_stats,
+            out,
+            order: &mut self.order,
+            seq: self.seq,
+            by_flow,
+        };
+        (&mut self.flows, sink)
+    }
+
+    /// Processes one captured frame (decode, timeouts, reassembly, HTTP); finished
+    /// transactions are appended to `out`. For a single thread that does everything.
     pub fn packet(&mut self, link: LinkType, ts: Timestamp, frame: &[u8], out: &mut Vec<TxRecord>) {
-        self.advance(ts, out);
+        self.seq += 1;
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_expire {
+            self.expire(self.seq, out);
+        }
         let decoded = self.decoder.decode(link, ts, frame);
         if let Decoded::Tcp(seg) = decoded {
+            self.order = Order {
+                at: self.seq,
+                flow: 0,
+                sub: 0,
+            };
+            // Field by field: the segment borrows the decoder.
             let mut sink = HttpSink {
                 cfg: &self.http_cfg,
                 stats: &mut self.http_stats,
                 out,
+                order: &mut self.order,
+                seq: self.seq,
+                by_flow: false,
             };
             self.flows.process(ts, &seg, &mut sink);
         }
     }
 
-    /// Processes one TCP segment decoded elsewhere (a capture thread).
-    pub fn segment(&mut self, ts: Timestamp, seg: &wire::TcpSegment<'_>, out: &mut Vec<TxRecord>) {
-        self.advance(ts, out);
-        let mut sink = HttpSink {
-            cfg: &self.http_cfg,
-            stats: &mut self.http_stats,
-            out,
-        };
-        self.flows.process(ts, seg, &mut sink);
-    }
-
-    /// Every segment of a batch, then the batch's time (which may be newer: non-TCP packets).
+    /// Every segment of a batch a capture thread decoded, then timeouts at the batch's
+    /// boundary. Timeouts run only at boundaries, which the capture side places the same way
+    /// whatever the number of workers, so the records do not depend on it.
     pub fn batch(&mut self, batch: &SegmentBatch, out: &mut Vec<TxRecord>) {
-        for (ts, seg) in batch.iter() {
-            self.segment(ts, &seg, out);
+        for (ts, seq, seg) in batch.iter() {
+            self.seq = seq;
+            if ts > self.now {
+                self.now = ts;
+            }
+            self.order = Order {
+                at: seq,
+                flow: 0,
+                sub: 0,
+            };
+            let (flows, mut sink) = self.sink(out, false);
+            flows.process(ts, &seg, &mut sink);
         }
-        self.advance(batch.last_ts, out);
-    }
-
-    /// Moves packet time forward (never back) and runs the timeouts that are due.
-    pub fn advance(&mut self, ts: Timestamp, out: &mut Vec<TxRecord>) {
-        if ts > self.now {
-            self.now = ts;
+        if batch.last_ts > self.now {
+            self.now = batch.last_ts;
         }
         if self.now >= self.next_expire {
-            self.expire(out);
+            let from = out.len();
+            self.expire(batch.last_seq, out);
+            // Flows time out in least-recently-used order; records leave in flow order.
+            out[from..].sort_by_key(|r| r.order);
         }
     }
 
-    fn expire(&mut self, out: &mut Vec<TxRecord>) {
+    fn expire(&mut self, at: u64, out: &mut Vec<TxRecord>) {
         let now = self.now;
         self.next_expire = now.plus_nanos(EXPIRE_EVERY_NS);
         self.decoder.expire(now);
-        let mut sink = HttpSink {
-            cfg: &self.http_cfg,
-            stats: &mut self.http_stats,
-            out,
+        self.order = Order {
+            at,
+            flow: 0,
+            sub: 0,
         };
-        self.flows.expire(now, &mut sink);
+        let (flows, mut sink) = self.sink(out, true);
+        flows.expire(now, &mut sink);
     }
 
-    /// Ends every flow (end of input or shutdown) and emits what they still held.
+    /// Ends every flow (end of input or shutdown) and emits what they still held, in the
+    /// order the flows began.
     pub fn finish(&mut self, out: &mut Vec<TxRecord>) {
         let now = self.now;
-        let mut sink = HttpSink {
-            cfg: &self.http_cfg,
-            stats: &mut self.http_stats,
-            out,
+        self.order = Order {
+            at: Order::END,
+            flow: 0,
+            sub: 0,
         };
-        self.flows.flush_all(now, &mut sink);
+        let (flows, mut sink) = self.sink(out, true);
+        flows.flush_all(now, &mut sink);
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -280,6 +371,7 @@ impl Engine {
         }
     }
 
+    /// Live flows in the table.
     pub fn flows(&self) -> usize {
         self.flows.len()
     }
@@ -287,5 +379,11 @@ impl Engine {
     /// Packet time of the newest packet seen.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// New limits for flows and HTTP (config reload); flows in progress keep their state.
+    pub fn reconfigure(&mut self, cfg: &EngineConfig) {
+        self.flows.set_config(cfg.flow.clone());
+        self.http_cfg = cfg.http.clone();
     }
 }

@@ -2,13 +2,17 @@
 //! the analysis engine and the record writers, and the run summary. No analysis logic here.
 
 mod config;
+mod metrics;
 mod output;
+mod pipeline;
 mod replay;
+mod run;
 mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 // Transactions are allocated by the packet thread and freed by the output thread; glibc's
@@ -32,6 +36,8 @@ struct Cli {
 enum Command {
     /// Replay capture files (pcap, pcapng, optionally gzip-compressed) through the sensor.
     Replay(replay::ReplayArgs),
+    /// Capture live on one or more interfaces until SIGTERM/SIGINT (SIGHUP reloads).
+    Run(run::RunArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// The configuration file.
@@ -44,9 +50,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
-        Command::CheckConfig { config } => config::Config::load(&config).map(|_| {
-            eprintln!("{}: configuration is valid", config.display());
-        }),
+        Command::Run(args) => run::run(args),
+        Command::CheckConfig { config } => {
+            config::Config::load_with_env(Some(&config), std::env::vars())
+                .and_then(|c| {
+                    c.validate_for_run()
+                        .with_context(|| format!("{}: invalid configuration", config.display()))
+                        .map(|_| c)
+                })
+                .map(|_| {
+                    eprintln!("{}: configuration is valid", config.display());
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
-//! `mirador replay`: capture files through the engine, transactions to the writer, a summary
-//! at the end.
+//! `mirador replay`: capture files through the pipeline, transactions to the output, a
+//! summary at the end.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use capture::{FileReader, ReaderStats};
+use capture::FileReader;
 use clap::Args;
-use engine::{Engine, SegmentBatch};
-use wire::{Decoded, LinkType};
 
 use crate::config::Config;
-use crate::output::TxWriter;
+use crate::metrics::Metrics;
+use crate::output::RecordWriter;
+use crate::pipeline::{FileSource, Pipeline, PipelineConfig};
 use crate::summary::Summary;
 
 #[derive(Args, Debug)]
@@ -25,6 +25,10 @@ pub struct ReplayArgs {
     /// Write transaction records (ECS JSON lines) to PATH, or to stdout with "-".
     #[arg(long, value_name = "PATH")]
     pub transactions: Option<PathBuf>,
+    /// Flow workers (default: pipeline.workers from the config). The output does not depend
+    /// on it: records are merged back into one order.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -33,8 +37,10 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Transactions handed to the writer at a time.
-const BATCH: usize = 256;
+/// Segments per capture → worker hand-off.
+const BATCH_SEGMENTS: usize = 256;
+/// Hand-offs in flight per worker.
+const QUEUE_BATCHES: usize = 4;
 
 pub fn run(args: ReplayArgs) -> Result<()> {
     let cfg = match &args.config {
@@ -50,11 +56,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .transactions
         .clone()
         .or_else(|| cfg.transactions_path());
-    let decode = (cfg.http.decode_requests || cfg.http.decode_responses).then(|| cfg.engine().http);
-    let writer = out_path
-        .as_deref()
-        .map(|p| TxWriter::start(p, decode.clone()))
-        .transpose()?;
+    let mut writer = out_path.as_deref().map(RecordWriter::open).transpose()?;
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total_len);
@@ -68,166 +70,75 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     });
 
     let started = Instant::now();
-    let engine_cfg = cfg.engine();
-    let mut engine = Engine::new(engine_cfg.clone());
     let read_bytes = Arc::new(AtomicU64::new(0));
-    // Capture → worker: bounded and blocking, because replay must not lose packets; the
-    // emptied batches come back for reuse.
-    let (seg_tx, seg_rx) = crossbeam_channel::bounded::<SegmentBatch>(CAPTURE_QUEUE);
-    let (back_tx, back_rx) = crossbeam_channel::bounded::<SegmentBatch>(CAPTURE_QUEUE + 2);
-    let capture = {
-        let read_bytes = read_bytes.clone();
-        let decoder_cfg = engine_cfg.decoder.clone();
-        std::thread::Builder::new()
-            .name("mirador-capture".into())
-            .spawn(move || capture_files(readers, decoder_cfg, seg_tx, back_rx, &read_bytes))?
-    };
+    let metrics = Arc::new(Metrics::default());
+    let engine = cfg.engine();
+    let decode =
+        (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
+    let pipeline = Pipeline::start(
+        PipelineConfig {
+            workers: args.workers.unwrap_or_else(|| cfg.worker_count()).max(1),
+            queue_batches: QUEUE_BATCHES,
+            lossless: true,
+            batch_segments: BATCH_SEGMENTS,
+            engine,
+            decode,
+        },
+        Box::new(FileSource::new(readers, read_bytes.clone())),
+        metrics.clone(),
+    )?;
 
-    let mut batch = writer.as_ref().map_or_else(Vec::new, |w| w.batch());
-    let mut writer_gone = false;
-    for segments in seg_rx {
-        engine.batch(&segments, &mut batch);
-        if batch.len() >= BATCH {
-            flush(&writer, &mut batch, &mut writer_gone);
+    let mut written = 0u64;
+    let mut decompression = [0u64; 2];
+    let mut failed = None;
+    for batch in pipeline.records.iter() {
+        for rec in &batch {
+            for (i, a) in [
+                http::HttpAnomaly::DecompressionLimit,
+                http::HttpAnomaly::DecompressionError,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                decompression[i] += u64::from(rec.tx.anomalies.contains(a));
+            }
         }
-        let _ = back_tx.try_send(segments);
+        if let Some(w) = writer.as_mut() {
+            if failed.is_none() {
+                match w.write(&batch) {
+                    Ok(n) => written += n,
+                    // Keep draining so the pipeline ends; the error is reported after.
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
+        pipeline.recycle(batch);
         if let Some(bar) = &progress {
             bar.set_position(read_bytes.load(Ordering::Relaxed));
         }
     }
-    let captured = capture
-        .join()
-        .map_err(|_| anyhow::anyhow!("the capture thread panicked"))??;
-    engine.finish(&mut batch);
-    flush(&writer, &mut batch, &mut writer_gone);
+    let finished = pipeline.join()?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(w) = writer.as_mut() {
+        w.flush()?;
+    }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    for w in &captured.warnings {
+    for w in &finished.warnings {
         eprintln!("mirador: warning: {w}");
     }
-    let output = match writer {
-        Some(w) => Some(w.finish()?),
-        None => None,
-    };
-    let elapsed = started.elapsed();
-    let mut stats = engine.stats();
-    stats.decode = captured.decode;
-    if let Some(o) = &output {
-        for (a, n) in &o.anomalies {
-            stats.http.anomalies[*a as usize] += n;
-        }
-    }
+    let mut stats = finished.engine;
+    stats.http.anomalies[http::HttpAnomaly::DecompressionLimit as usize] += decompression[0];
+    stats.http.anomalies[http::HttpAnomaly::DecompressionError as usize] += decompression[1];
     Summary {
         engine: stats,
-        reader: captured.reader,
-        elapsed,
-        written: output.map(|o| o.written),
+        reader: finished.reader,
+        elapsed: started.elapsed(),
+        written: writer.map(|_| written),
     }
     .print(&mut std::io::stderr());
     Ok(())
-}
-
-/// Segments per batch handed from the capture thread to the worker, and batches in flight.
-const SEGMENTS_PER_BATCH: usize = 256;
-const BATCH_PAYLOAD_BYTES: usize = 256 << 10;
-const CAPTURE_QUEUE: usize = 4;
-
-struct Captured {
-    reader: ReaderStats,
-    decode: wire::DecodeStats,
-    warnings: Vec<String>,
-}
-
-/// The capture side of replay: reads the files in order, decodes frames, and sends batches of
-/// TCP segments to the worker. Its errors are the sensor's own (a file that stops reading).
-fn capture_files(
-    readers: Vec<FileReader>,
-    decoder_cfg: wire::DecoderConfig,
-    to_worker: crossbeam_channel::Sender<SegmentBatch>,
-    recycled: crossbeam_channel::Receiver<SegmentBatch>,
-    read_bytes: &AtomicU64,
-) -> Result<Captured> {
-    let mut decoder = wire::Decoder::new(decoder_cfg);
-    let new_batch =
-        || SegmentBatch::with_capacity(SEGMENTS_PER_BATCH, BATCH_PAYLOAD_BYTES + 65_536);
-    let mut batch = new_batch();
-    let mut stats = ReaderStats::default();
-    let mut warnings = Vec::new();
-    let mut done_bytes = 0u64;
-    let mut next_expire = wire::Timestamp::ZERO;
-    for mut reader in readers {
-        while let Some(pkt) = reader.next_packet()? {
-            let ts = pkt.ts;
-            match decoder.decode(LinkType::from_pcap(pkt.linktype), ts, pkt.data) {
-                Decoded::Tcp(seg) => batch.push(ts, &seg),
-                _ => batch.last_ts = batch.last_ts.max(ts),
-            }
-            if batch.len() >= SEGMENTS_PER_BATCH || batch.payload_bytes() >= BATCH_PAYLOAD_BYTES {
-                if ts >= next_expire {
-                    decoder.expire(ts);
-                    next_expire = ts.plus_nanos(1_000_000_000);
-                }
-                read_bytes.store(
-                    done_bytes + reader.compressed_bytes_read(),
-                    Ordering::Relaxed,
-                );
-                let next = match recycled.try_recv() {
-                    Ok(mut b) => {
-                        b.clear();
-                        b
-                    }
-                    Err(_) => new_batch(),
-                };
-                if to_worker.send(std::mem::replace(&mut batch, next)).is_err() {
-                    // The worker is gone (it failed); it reports why.
-                    return Ok(Captured {
-                        reader: stats,
-                        decode: decoder.stats().clone(),
-                        warnings,
-                    });
-                }
-            }
-        }
-        done_bytes += reader.file_len().unwrap_or(0);
-        merge_reader_stats(&mut stats, reader.stats());
-        if let Some(e) = reader.decompress_error() {
-            warnings.push(format!(
-                "{}: gzip stream is damaged ({e}); the packets before the damage were processed",
-                reader.path().display()
-            ));
-        }
-    }
-    if !batch.is_empty() || batch.last_ts > wire::Timestamp::ZERO {
-        let _ = to_worker.send(batch);
-    }
-    Ok(Captured {
-        reader: stats,
-        decode: decoder.stats().clone(),
-        warnings,
-    })
-}
-
-fn flush(writer: &Option<TxWriter>, batch: &mut Vec<engine::TxRecord>, gone: &mut bool) {
-    match writer {
-        Some(w) if !*gone => {
-            let next = w.batch();
-            let full = std::mem::replace(batch, next);
-            if !w.send(full) {
-                // The writer failed; its error is reported at the end. Keep analysing.
-                *gone = true;
-            }
-        }
-        _ => batch.clear(),
-    }
-}
-
-fn merge_reader_stats(total: &mut ReaderStats, s: &ReaderStats) {
-    total.packets += s.packets;
-    total.bytes += s.bytes;
-    total.truncated_records += s.truncated_records;
-    total.corrupt_records += s.corrupt_records;
-    total.resyncs += s.resyncs;
-    total.skipped_blocks += s.skipped_blocks;
-    total.decompress_errors += s.decompress_errors;
 }

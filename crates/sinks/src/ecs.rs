@@ -256,6 +256,8 @@ mod tests {
             &TxRecord {
                 flow,
                 tx: txs.remove(0),
+                order: Default::default(),
+                origin: 0,
             },
         );
         assert_eq!(out.last(), Some(&b'\n'));

@@ -1,0 +1,650 @@
+//! The pipeline `replay` and `run` share: capture → workers sharded by a symmetric flow hash
+//! → analysis (ordered merge for replay) → output. Bounded queues between every stage;
+//! capture never blocks in live mode (a full worker queue drops the batch and counts it),
+//! and blocks in replay (a file can wait). Batches and records go back to the thread that
+//! allocated them, so the steady state allocates little and frees locally.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Result};
+use capture::{RawPacket, ReaderStats};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use engine::{Engine, EngineConfig, EngineStats, Order, SegmentBatch, TxRecord};
+use wire::{Decoded, LinkType, TcpSegment, Timestamp};
+
+use crate::metrics::Metrics;
+
+/// What a source's read produced.
+pub enum ReadStatus {
+    /// Some packets (possibly zero on a quiet link: check the stop flag and come back).
+    Packets,
+    /// No more packets will come (end of the files).
+    End,
+}
+
+/// A packet source the capture thread drives: capture files or a live interface.
+pub trait Source: Send {
+    /// Reads up to `max` packets, handing each to `f` (borrowed for the call).
+    fn read(&mut self, max: usize, f: &mut dyn FnMut(RawPacket<'_>)) -> Result<ReadStatus>;
+    /// Reader statistics (files) so far.
+    fn reader_stats(&self) -> ReaderStats {
+        ReaderStats::default()
+    }
+    /// Warnings to report at the end (damaged files).
+    fn warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Kernel drop counters (live), to publish as metrics: (received, dropped).
+    fn kernel_stats(&mut self) -> Option<(u64, u64)> {
+        None
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub workers: usize,
+    /// Batches in flight per worker queue.
+    pub queue_batches: usize,
+    /// Replay: block when a queue is full (nothing is lost); live: drop and count.
+    pub lossless: bool,
+    /// Segments per capture → worker hand-off (all workers get a batch at each boundary).
+    pub batch_segments: usize,
+    pub engine: EngineConfig,
+    /// Undo content codings in the analysis stage with these limits.
+    pub decode: Option<http::HttpConfig>,
+}
+
+/// Records leaving the pipeline, in order (replay) or as they come (live).
+pub type RecordBatch = Vec<TxRecord>;
+
+/// What the pipeline hands back at the end.
+pub struct Finished {
+    pub engine: EngineStats,
+    pub reader: ReaderStats,
+    pub warnings: Vec<String>,
+}
+
+/// The symmetric flow hash that picks a segment's worker: both directions of a connection
+/// land on the same worker. Keyed with fixed seeds: the placement must not vary between runs.
+fn worker_of(seg: &TcpSegment<'_>, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let a = (seg.src, seg.src_port);
+    let b = (seg.dst, seg.dst_port);
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = ahash::RandomState::with_seeds(7, 11, 13, 17).build_hasher();
+    for (ip, port) in [lo, hi] {
+        match ip {
+            IpAddr::V4(v) => h.write(&v.octets()),
+            IpAddr::V6(v) => h.write(&v.octets()),
+        }
+        h.write_u16(port);
+    }
+    (h.finish() % workers as u64) as usize
+}
+
+/// What the capture thread reports when it ends: reader and decoder counters, warnings.
+type CaptureEnd = (ReaderStats, wire::DecodeStats, Vec<String>);
+
+struct WorkerOut {
+    origin: u16,
+    records: RecordBatch,
+    /// Everything this worker will ever emit has an order at or after this.
+    watermark: Order,
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    stop: Arc<AtomicBool>,
+    capture: Option<JoinHandle<Result<CaptureEnd>>>,
+    workers: Vec<JoinHandle<EngineStats>>,
+    analysis: Option<JoinHandle<()>>,
+    /// Record batches for the output stage.
+    pub records: Receiver<RecordBatch>,
+    /// Emptied record batches go back here (the records in them are dropped by their worker).
+    recycle: Sender<RecordBatch>,
+}
+
+impl Pipeline {
+    pub fn start(
+        cfg: PipelineConfig,
+        mut source: Box<dyn Source>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Pipeline> {
+        let n = cfg.workers.max(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seg_back_tx, seg_back_rx) = bounded::<SegmentBatch>(n * (cfg.queue_batches + 2));
+        let mut to_workers = Vec::with_capacity(n);
+        let mut worker_rx = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = bounded::<SegmentBatch>(cfg.queue_batches);
+            to_workers.push(tx);
+            worker_rx.push(rx);
+        }
+        let (to_analysis, analysis_rx) = bounded::<WorkerOut>(n * 4);
+        let (records_tx, records_rx) = bounded::<RecordBatch>(8);
+        let (recycle_tx, recycle_rx) = bounded::<RecordBatch>(16);
+        // Per-worker queues of records to drop where they were allocated.
+        let mut worker_free_tx = Vec::with_capacity(n);
+        let mut worker_free_rx = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = bounded::<RecordBatch>(8);
+            worker_free_tx.push(tx);
+            worker_free_rx.push(rx);
+        }
+
+        // Capture.
+        let capture = {
+            let stop = stop.clone();
+            let metrics = metrics.clone();
+            let decoder_cfg = cfg.engine.decoder.clone();
+            let lossless = cfg.lossless;
+            let batch_segments = cfg.batch_segments.max(1);
+            std::thread::Builder::new()
+                .name("mirador-capture".into())
+                .spawn(move || {
+                    capture_loop(
+                        &mut *source,
+                        decoder_cfg,
+                        to_workers,
+                        seg_back_rx,
+                        batch_segments,
+                        lossless,
+                        &stop,
+                        &metrics,
+                    )
+                })?
+        };
+
+        // Workers.
+        let mut workers = Vec::with_capacity(n);
+        for (id, (rx, free_rx)) in worker_rx.into_iter().zip(worker_free_rx).enumerate() {
+            let engine_cfg = cfg.engine.clone();
+            let to_analysis = to_analysis.clone();
+            let seg_back = seg_back_tx.clone();
+            let metrics = metrics.clone();
+            let lossless = cfg.lossless;
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("mirador-worker-{id}"))
+                    .spawn(move || {
+                        worker_loop(
+                            id as u16,
+                            engine_cfg,
+                            rx,
+                            seg_back,
+                            to_analysis,
+                            free_rx,
+                            lossless,
+                            &metrics,
+                        )
+                    })?,
+            );
+        }
+        drop(to_analysis);
+
+        // Analysis: merges the workers' streams back into one order, undoes content codings.
+        let analysis = {
+            let decode = cfg.decode.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name("mirador-analysis".into())
+                .spawn(move || {
+                    analysis_loop(
+                        n,
+                        analysis_rx,
+                        records_tx,
+                        recycle_rx,
+                        worker_free_tx,
+                        decode,
+                        &metrics,
+                    )
+                })?
+        };
+
+        Ok(Pipeline {
+            stop,
+            capture: Some(capture),
+            workers,
+            analysis: Some(analysis),
+            records: records_rx,
+            recycle: recycle_tx,
+        })
+    }
+
+    /// Asks the capture side to stop reading; the rest drains.
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Gives an emptied record batch back (its records are freed by the worker that made them).
+    pub fn recycle(&self, batch: RecordBatch) {
+        let _ = self.recycle.try_send(batch);
+    }
+
+    /// Waits for every stage to end (after the source ended or `stop` was set and the output
+    /// side drained `records`).
+    pub fn join(mut self) -> Result<Finished> {
+        let (reader, decode, warnings) = self
+            .capture
+            .take()
+            .ok_or_else(|| anyhow!("pipeline already joined"))?
+            .join()
+            .map_err(|_| anyhow!("the capture thread panicked"))??;
+        let mut engine = EngineStats::default();
+        for w in self.workers.drain(..) {
+            engine.merge(&w.join().map_err(|_| anyhow!("a worker thread panicked"))?);
+        }
+        engine.decode = decode;
+        if let Some(a) = self.analysis.take() {
+            a.join()
+                .map_err(|_| anyhow!("the analysis thread panicked"))?;
+        }
+        Ok(Finished {
+            engine,
+            reader,
+            warnings,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn capture_loop(
+    source: &mut dyn Source,
+    decoder_cfg: wire::DecoderConfig,
+    to_workers: Vec<Sender<SegmentBatch>>,
+    recycled: Receiver<SegmentBatch>,
+    batch_segments: usize,
+    lossless: bool,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+) -> Result<CaptureEnd> {
+    let n = to_workers.len();
+    let mut decoder = wire::Decoder::new(decoder_cfg);
+    let new_batch = || SegmentBatch::with_capacity(batch_segments, batch_segments * 600);
+    let mut batches: Vec<SegmentBatch> = (0..n).map(|_| new_batch()).collect();
+    let mut pending = 0usize;
+    let mut seq = 0u64;
+    let mut last_ts = Timestamp::ZERO;
+    let mut next_expire = Timestamp::ZERO;
+    let mut bytes = 0u64;
+    // Closes the boundary: every worker gets its batch (maybe empty: it carries time).
+    let flush = |batches: &mut Vec<SegmentBatch>, seq: u64, last_ts: Timestamp| -> bool {
+        for (w, slot) in batches.iter_mut().enumerate() {
+            let next = match recycled.try_recv() {
+                Ok(mut b) => {
+                    b.clear();
+                    b
+                }
+                Err(_) => new_batch(),
+            };
+            let mut full = std::mem::replace(slot, next);
+            full.last_seq = seq;
+            full.last_ts = full.last_ts.max(last_ts);
+            let segments = full.len() as u64;
+            if lossless {
+                if to_workers[w].send(full).is_err() {
+                    return false;
+                }
+            } else {
+                match to_workers[w].try_send(full) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        metrics
+                            .queue_dropped_batches
+                            .fetch_add(1, Ordering::Relaxed);
+                        metrics
+                            .queue_dropped_segments
+                            .fetch_add(segments, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => return false,
+                }
+            }
+        }
+        true
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let status = source.read(batch_segments, &mut |pkt| {
+            seq += 1;
+            bytes += pkt.data.len() as u64;
+            last_ts = last_ts.max(pkt.ts);
+            if let Decoded::Tcp(seg) =
+                decoder.decode(LinkType::from_pcap(pkt.linktype), pkt.ts, pkt.data)
+            {
+                batches[worker_of(&seg, n)].push(pkt.ts, seq, &seg);
+                pending += 1;
+            }
+        })?;
+        metrics.packets.store(seq, Ordering::Relaxed);
+        metrics.bytes.store(bytes, Ordering::Relaxed);
+        let end = matches!(status, ReadStatus::End);
+        // A boundary every `batch_segments` segments, and whenever the source pauses (a
+        // quiet link must not hold packets back).
+        if pending >= batch_segments || end || pending > 0 && !lossless {
+            if last_ts >= next_expire {
+                decoder.expire(last_ts);
+                next_expire = last_ts.plus_nanos(1_000_000_000);
+            }
+            if !flush(&mut batches, seq, last_ts) {
+                break;
+            }
+            pending = 0;
+        }
+        if let Some((_, dropped)) = source.kernel_stats() {
+            metrics.kernel_dropped.store(dropped, Ordering::Relaxed);
+        }
+        if end {
+            break;
+        }
+    }
+    if pending > 0 {
+        flush(&mut batches, seq, last_ts);
+    }
+    let decode_stats = decoder.stats().clone();
+    metrics
+        .decode_anomalies
+        .store(decode_stats.total_anomalies(), Ordering::Relaxed);
+    Ok((source.reader_stats(), decode_stats, source.warnings()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker_loop(
+    id: u16,
+    cfg: EngineConfig,
+    rx: Receiver<SegmentBatch>,
+    seg_back: Sender<SegmentBatch>,
+    to_analysis: Sender<WorkerOut>,
+    free_rx: Receiver<RecordBatch>,
+    lossless: bool,
+    metrics: &Metrics,
+) -> EngineStats {
+    let mut engine = Engine::new(cfg);
+    let mut out: RecordBatch = Vec::with_capacity(512);
+    let send = |out: &mut RecordBatch, watermark: Order| {
+        for r in out.iter_mut() {
+            r.origin = id;
+        }
+        let records = std::mem::take(out);
+        let msg = WorkerOut {
+            origin: id,
+            records,
+            watermark,
+        };
+        if lossless {
+            let _ = to_analysis.send(msg);
+        } else if let Err(TrySendError::Full(m)) = to_analysis.try_send(msg) {
+            metrics
+                .analysis_dropped
+                .fetch_add(m.records.len() as u64, Ordering::Relaxed);
+        }
+    };
+    let mut last_flows = 0u64;
+    for batch in rx {
+        // Records this worker made, back from the output side: freed here.
+        while let Ok(mut old) = free_rx.try_recv() {
+            old.clear();
+            if out.capacity() == 0 {
+                out = old;
+            }
+        }
+        let started = std::time::Instant::now();
+        engine.batch(&batch, &mut out);
+        metrics
+            .worker_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let boundary = Order {
+            at: batch.last_seq,
+            flow: u64::MAX,
+            sub: u32::MAX,
+        };
+        let _ = seg_back.try_send(batch);
+        metrics
+            .transactions
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        send(&mut out, boundary);
+        let flows = engine.flows() as u64;
+        metrics
+            .flows_active
+            .fetch_add(flows.wrapping_sub(last_flows), Ordering::Relaxed);
+        last_flows = flows;
+    }
+    engine.finish(&mut out);
+    metrics
+        .transactions
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    send(
+        &mut out,
+        Order {
+            at: Order::END,
+            flow: u64::MAX,
+            sub: u32::MAX,
+        },
+    );
+    metrics
+        .flows_active
+        .fetch_sub(last_flows, Ordering::Relaxed);
+    engine.stats()
+}
+
+/// Merges the workers' record streams by [`Order`] (each stream is already in order), so the
+/// output is the same whatever the number of workers; decodes bodies; hands batches to output.
+fn analysis_loop(
+    workers: usize,
+    rx: Receiver<WorkerOut>,
+    out: Sender<RecordBatch>,
+    recycle: Receiver<RecordBatch>,
+    free: Vec<Sender<RecordBatch>>,
+    decode: Option<http::HttpConfig>,
+    metrics: &Metrics,
+) {
+    let mut queues: Vec<std::collections::VecDeque<TxRecord>> =
+        (0..workers).map(|_| Default::default()).collect();
+    let mut marks = vec![Order::default(); workers];
+    let mut decoders = http::Decoders::default();
+    let mut batch: RecordBatch = Vec::with_capacity(256);
+    let free = Mutex::new(free);
+    let give_back = |recycle: &Receiver<RecordBatch>| {
+        // Emptied batches from output: sort their records back to the workers that made them.
+        while let Ok(mut done) = recycle.try_recv() {
+            let free = free.lock().unwrap_or_else(|e| e.into_inner());
+            let mut per: Vec<RecordBatch> = (0..free.len()).map(|_| Vec::new()).collect();
+            for r in done.drain(..) {
+                if let Some(v) = per.get_mut(r.origin as usize) {
+                    v.push(r);
+                }
+            }
+            for (w, v) in per.into_iter().enumerate() {
+                if !v.is_empty() {
+                    let _ = free[w].try_send(v);
+                }
+            }
+        }
+    };
+    for mut msg in rx {
+        if workers == 1 {
+            // One stream is already in order: pass its batches through as they are.
+            if msg.records.is_empty() {
+                continue;
+            }
+            if let Some(cfg) = &decode {
+                for rec in msg.records.iter_mut() {
+                    rec.tx.decode_bodies_with(cfg, &mut decoders);
+                }
+            }
+            metrics
+                .output_backlog
+                .store(out.len() as u64, Ordering::Relaxed);
+            if out.send(msg.records).is_err() {
+                return;
+            }
+            give_back(&recycle);
+            continue;
+        }
+        let w = msg.origin as usize;
+        queues[w].extend(msg.records);
+        marks[w] = marks[w].max(msg.watermark);
+        let safe = marks.iter().copied().min().unwrap_or_default();
+        // Emit, smallest first, every record no worker can still precede.
+        loop {
+            let mut best: Option<usize> = None;
+            for (i, q) in queues.iter().enumerate() {
+                if let Some(r) = q.front() {
+                    if r.order <= safe && best.is_none_or(|b| r.order < queues[b][0].order) {
+                        best = Some(i);
+                    }
+                }
+            }
+            let Some(i) = best else { break };
+            let Some(mut rec) = queues[i].pop_front() else {
+                break;
+            };
+            if let Some(cfg) = &decode {
+                rec.tx.decode_bodies_with(cfg, &mut decoders);
+            }
+            batch.push(rec);
+            if batch.len() >= 256 {
+                metrics
+                    .output_backlog
+                    .store(out.len() as u64, Ordering::Relaxed);
+                if out
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(256)))
+                    .is_err()
+                {
+                    return;
+                }
+                give_back(&recycle);
+            }
+        }
+    }
+    // Every worker is done: whatever is left is in order per worker; merge it out.
+    let mut rest: Vec<TxRecord> = queues.into_iter().flatten().collect();
+    rest.sort_by_key(|r| r.order);
+    for mut rec in rest {
+        if let Some(cfg) = &decode {
+            rec.tx.decode_bodies_with(cfg, &mut decoders);
+        }
+        batch.push(rec);
+    }
+    if !batch.is_empty() {
+        let _ = out.send(batch);
+    }
+    give_back(&recycle);
+}
+
+/// Capture files read in order as one source.
+pub struct FileSource {
+    readers: std::collections::VecDeque<capture::FileReader>,
+    stats: ReaderStats,
+    warnings: Vec<String>,
+    read_bytes: Arc<AtomicU64>,
+    done_bytes: u64,
+}
+
+impl FileSource {
+    pub fn new(readers: Vec<capture::FileReader>, read_bytes: Arc<AtomicU64>) -> FileSource {
+        FileSource {
+            readers: readers.into(),
+            stats: ReaderStats::default(),
+            warnings: Vec::new(),
+            read_bytes,
+            done_bytes: 0,
+        }
+    }
+}
+
+impl Source for FileSource {
+    fn read(&mut self, max: usize, f: &mut dyn FnMut(RawPacket<'_>)) -> Result<ReadStatus> {
+        let mut n = 0;
+        while n < max {
+            let Some(reader) = self.readers.front_mut() else {
+                return Ok(ReadStatus::End);
+            };
+            match reader.next_packet()? {
+                Some(pkt) => {
+                    f(pkt);
+                    n += 1;
+                }
+                None => {
+                    if let Some(r) = self.readers.pop_front() {
+                        self.done_bytes += r.file_len().unwrap_or(0);
+                        merge_reader_stats(&mut self.stats, r.stats());
+                        if let Some(e) = r.decompress_error() {
+                            self.warnings.push(format!(
+                                "{}: gzip stream is damaged ({e}); the packets before the damage were processed",
+                                r.path().display()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(r) = self.readers.front() {
+            self.read_bytes.store(
+                self.done_bytes + r.compressed_bytes_read(),
+                Ordering::Relaxed,
+            );
+        }
+        Ok(ReadStatus::Packets)
+    }
+
+    fn reader_stats(&self) -> ReaderStats {
+        self.stats.clone()
+    }
+
+    fn warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+pub fn merge_reader_stats(total: &mut ReaderStats, s: &ReaderStats) {
+    total.packets += s.packets;
+    total.bytes += s.bytes;
+    total.truncated_records += s.truncated_records;
+    total.corrupt_records += s.corrupt_records;
+    total.resyncs += s.resyncs;
+    total.skipped_blocks += s.skipped_blocks;
+    total.decompress_errors += s.decompress_errors;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::TcpFlags;
+
+    fn seg(a: &str, ap: u16, b: &str, bp: u16) -> TcpSegment<'static> {
+        TcpSegment {
+            src: a.parse().expect("ip"),
+            dst: b.parse().expect("ip"),
+            src_port: ap,
+            dst_port: bp,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(0),
+            window: 0,
+            vlan: None,
+            payload: b"",
+            missing_payload: 0,
+        }
+    }
+
+    #[test]
+    fn both_directions_go_to_one_worker_and_flows_spread() {
+        let mut used = std::collections::HashSet::new();
+        for p in 1000..1100u16 {
+            let there = worker_of(&seg("10.0.0.1", p, "10.0.0.2", 80), 4);
+            let back = worker_of(&seg("10.0.0.2", 80, "10.0.0.1", p), 4);
+            assert_eq!(there, back);
+            used.insert(there);
+        }
+        assert_eq!(used.len(), 4, "100 flows use every worker");
+        assert_eq!(worker_of(&seg("::1", 1, "::2", 2), 1), 0);
+    }
+}

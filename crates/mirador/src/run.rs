@@ -1,0 +1,387 @@
+//! `mirador run`: live capture through the same pipeline as replay, until SIGTERM or SIGINT
+//! (drain, flush, exit 0 within the deadline). SIGHUP reloads the configuration, or refuses
+//! with the reason and keeps the running one. Captures are opened first, then privileges are
+//! dropped; metrics and health are served on a small tokio runtime.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use capture::{LiveConfig, LiveSource, RawPacket};
+use clap::Args;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, FanoutMode, LogFormat, RunSection};
+use crate::metrics::Metrics;
+use crate::output::RecordWriter;
+use crate::pipeline::{Pipeline, PipelineConfig, ReadStatus, Source};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Configuration file (defaults apply when omitted; MIRADOR_<SECTION>__<KEY> variables
+    /// override it).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to capture on (repeatable; adds to capture.interfaces).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Write transaction records to PATH, or to stdout with "-" (overrides output.transactions).
+    #[arg(long, value_name = "PATH")]
+    pub transactions: Option<PathBuf>,
+    /// Write alert records to PATH, or to stdout with "-" (overrides output.alerts).
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+}
+
+fn load(args: &RunArgs) -> Result<Config> {
+    let mut cfg = Config::load_with_env(args.config.as_deref(), std::env::vars())?;
+    for i in &args.interfaces {
+        if !cfg.capture.interfaces.contains(i) {
+            cfg.capture.interfaces.push(i.clone());
+        }
+    }
+    if cfg.capture.interfaces.is_empty() {
+        bail!("no interface to capture on: give -i IFACE or set capture.interfaces in the config");
+    }
+    if let Some(t) = &args.transactions {
+        cfg.output.transactions = t.display().to_string();
+    }
+    if let Some(a) = &args.alerts {
+        cfg.output.alerts = a.display().to_string();
+    }
+    match &args.config {
+        Some(p) => cfg
+            .validate_for_run()
+            .with_context(|| format!("{}: invalid configuration", p.display()))?,
+        None => cfg.validate_for_run()?,
+    }
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn live_config(cfg: &Config, interface: &str) -> LiveConfig {
+    LiveConfig {
+        interface: interface.to_string(),
+        snaplen: cfg.capture.snaplen,
+        promiscuous: cfg.capture.promiscuous,
+        buffer_bytes: cfg.capture.buffer_bytes,
+        filter: cfg.capture.filter.clone(),
+        fanout: match cfg.capture.fanout {
+            FanoutMode::None => None,
+            FanoutMode::Hash => Some(capture::Fanout {
+                group: if cfg.capture.fanout_group == 0 {
+                    (std::process::id() & 0xffff) as u16
+                } else {
+                    cfg.capture.fanout_group
+                },
+                mode: capture::FanoutMode::Hash,
+            }),
+        },
+        timeout_ms: cfg.capture.timeout_ms,
+    }
+}
+
+/// Several live interfaces read in turn by one capture thread; a new BPF filter (reload) is
+/// picked up between reads.
+struct LiveSources {
+    sources: Vec<LiveSource>,
+    next_filter: Arc<Mutex<Option<String>>>,
+}
+
+impl Source for LiveSources {
+    fn read(&mut self, max: usize, f: &mut dyn FnMut(RawPacket<'_>)) -> Result<ReadStatus> {
+        if let Ok(mut slot) = self.next_filter.try_lock() {
+            if let Some(filter) = slot.take() {
+                for s in &mut self.sources {
+                    if let Err(e) = s.set_filter(&filter) {
+                        error!(interface = s.interface(), "new capture filter refused: {e}");
+                    }
+                }
+            }
+        }
+        let share = (max / self.sources.len().max(1)).max(1);
+        for s in &mut self.sources {
+            s.read_batch(share, f)?;
+        }
+        Ok(ReadStatus::Packets)
+    }
+
+    fn kernel_stats(&mut self) -> Option<(u64, u64)> {
+        let mut received = 0;
+        let mut dropped = 0;
+        for s in &mut self.sources {
+            let st = s.stats();
+            received += st.received;
+            dropped += st.kernel_dropped + st.interface_dropped;
+        }
+        Some((received, dropped))
+    }
+}
+
+/// Gives up root after the captures are open: switches to `run.user`, keeping only
+/// CAP_NET_RAW and CAP_NET_ADMIN. Refuses to keep root unless `run.allow_root` says so.
+fn drop_privileges(run: &RunSection) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    if run.user.is_empty() {
+        if run.allow_root {
+            warn!("running as root (run.allow_root = true)");
+            return Ok(());
+        }
+        bail!("refusing to keep running as root: set run.user to an unprivileged user or run.allow_root = true");
+    }
+    let user = nix::unistd::User::from_name(&run.user)
+        .context("looking up run.user")?
+        .ok_or_else(|| {
+            anyhow!(
+                "run.user: there is no user {:?} on this host; create it (see deploy/systemd/mirador.sysusers), \
+                 set run.user to another unprivileged user, or set run.allow_root = true",
+                run.user
+            )
+        })?;
+    nix::sys::prctl::set_keepcaps(true).context("keeping capabilities across the user switch")?;
+    nix::unistd::setgroups(&[user.gid]).context("dropping supplementary groups")?;
+    nix::unistd::setgid(user.gid).context("switching group")?;
+    nix::unistd::setuid(user.uid).context("switching user")?;
+    let keep: caps::CapsHashSet = [
+        caps::Capability::CAP_NET_RAW,
+        caps::Capability::CAP_NET_ADMIN,
+    ]
+    .into_iter()
+    .collect();
+    for set in [caps::CapSet::Permitted, caps::CapSet::Effective] {
+        caps::set(None, set, &keep).map_err(|e| anyhow!("setting capabilities: {e}"))?;
+    }
+    if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() {
+        bail!("privilege drop failed: the process could become root again");
+    }
+    info!(
+        user = run.user,
+        uid = user.uid.as_raw(),
+        "dropped privileges; kept CAP_NET_RAW, CAP_NET_ADMIN"
+    );
+    Ok(())
+}
+
+/// Serves `/metrics` (Prometheus text) and `/healthz` on `addr` from its own thread.
+fn start_metrics(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    healthy: Arc<AtomicBool>,
+) -> Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| {
+        format!("metrics.listen: cannot listen on {addr}; pick a free address or set it to \"\"")
+    })?;
+    let bound = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new().name("mirador-metrics".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                error!("metrics server cannot start: {e}");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                error!("metrics server cannot use its socket");
+                return;
+            };
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else { continue };
+                let metrics = metrics.clone();
+                let healthy = healthy.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 4096];
+                    let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+                    let Ok(Ok(n)) = read else { return };
+                    let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+                    let path = line.split(|&b| b == b' ').nth(1).unwrap_or(b"/");
+                    let (status, body) = match path {
+                        b"/metrics" => ("200 OK", metrics.render()),
+                        b"/healthz" if healthy.load(Ordering::Relaxed) => ("200 OK", "ok\n".to_string()),
+                        b"/healthz" => ("503 Service Unavailable", "stopping\n".to_string()),
+                        _ => ("404 Not Found", "try /metrics or /healthz\n".to_string()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+    })?;
+    Ok(bound)
+}
+
+fn open_writer(path: &str) -> Result<Option<RecordWriter>> {
+    (!path.is_empty())
+        .then(|| RecordWriter::open(std::path::Path::new(path)))
+        .transpose()
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let mut cfg = load(&args)?;
+    init_logging(&cfg);
+    // Signals before anything slow, so one sent during startup is not lost.
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, term.clone()).context("installing the signal handlers")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing the signal handlers")?;
+
+    let mut sources = Vec::new();
+    for iface in &cfg.capture.interfaces {
+        sources.push(LiveSource::open(&live_config(&cfg, iface))?);
+        info!(interface = iface.as_str(), "capturing");
+    }
+    // Everything that may need privileges is opened before they are dropped: the captures,
+    // the output files, and the metrics socket (which may be a low port).
+    let metrics = Arc::new(Metrics::default());
+    let healthy = Arc::new(AtomicBool::new(true));
+    if !cfg.metrics.listen.is_empty() {
+        let addr = start_metrics(&cfg.metrics.listen, metrics.clone(), healthy.clone())?;
+        info!(%addr, "serving /metrics and /healthz");
+    }
+    let mut writer = open_writer(&cfg.output.transactions)?;
+    // No detector produces alerts yet; the file is opened so a wrong path fails at start.
+    let _alerts = cfg
+        .alerts_path()
+        .map(|p| RecordWriter::open(&p))
+        .transpose()?;
+    drop_privileges(&cfg.run)?;
+
+    let next_filter = Arc::new(Mutex::new(None));
+    let engine = cfg.engine();
+    let decode =
+        (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
+    let pipeline = Pipeline::start(
+        PipelineConfig {
+            workers: cfg.worker_count(),
+            queue_batches: cfg.pipeline.queue_batches,
+            lossless: false,
+            batch_segments: cfg.capture.batch_packets,
+            engine,
+            decode,
+        },
+        Box::new(LiveSources {
+            sources,
+            next_filter: next_filter.clone(),
+        }),
+        metrics.clone(),
+    )?;
+    let stop = pipeline.stop_handle();
+    info!(workers = cfg.worker_count(), "running");
+
+    let mut deadline: Option<Instant> = None;
+    loop {
+        match pipeline.records.recv_timeout(Duration::from_millis(100)) {
+            Ok(batch) => {
+                if let Some(w) = writer.as_mut() {
+                    match w.write(&batch) {
+                        Ok(n) => {
+                            metrics.records_written.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => error!("writing transactions: {e:#}"),
+                    }
+                }
+                pipeline.recycle(batch);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.flush() {
+                        error!("writing transactions: {e:#}");
+                    }
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if term.load(Ordering::Relaxed) && deadline.is_none() {
+            info!("stopping: draining flows and records");
+            healthy.store(false, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+            deadline = Some(Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            warn!("shutdown deadline passed before every record was written; exiting anyway");
+            if let Some(w) = writer.as_mut() {
+                let _ = w.flush();
+            }
+            return Ok(());
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match load(&args) {
+                Ok(new) => {
+                    if new.capture.filter != cfg.capture.filter {
+                        if let Ok(mut slot) = next_filter.lock() {
+                            *slot = Some(new.capture.filter.clone());
+                        }
+                    }
+                    if new.output.transactions != cfg.output.transactions {
+                        if let Some(w) = writer.as_mut() {
+                            let _ = w.flush();
+                        }
+                        writer = open_writer(&new.output.transactions)?;
+                    }
+                    let restart = [
+                        (
+                            new.capture.interfaces != cfg.capture.interfaces,
+                            "capture.interfaces",
+                        ),
+                        (
+                            new.pipeline.workers != cfg.pipeline.workers,
+                            "pipeline.workers",
+                        ),
+                        (new.metrics.listen != cfg.metrics.listen, "metrics.listen"),
+                        (
+                            format!("{:?}", new.engine()) != format!("{:?}", cfg.engine()),
+                            "decode/flow/http limits",
+                        ),
+                    ];
+                    for (changed, what) in restart {
+                        if changed {
+                            warn!("reload: {what} changed; it takes effect at the next restart");
+                        }
+                    }
+                    metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                    info!("configuration reloaded");
+                    cfg = new;
+                }
+                Err(e) => {
+                    metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                    error!("reload refused, keeping the running configuration: {e:#}");
+                }
+            }
+        }
+    }
+    let finished = pipeline.join()?;
+    if let Some(w) = writer.as_mut() {
+        w.flush()?;
+    }
+    info!(
+        transactions = finished.engine.http.transactions,
+        flows = finished.engine.flow.flows_created,
+        dropped_batches = metrics.queue_dropped_batches.load(Ordering::Relaxed),
+        "stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! `mirador check-config` end to end: each mistake in a configuration file exits 1 with one
+//! message naming the file, the key's full path and the fix (with the nearest valid name and
+//! the line for unknown names), and a full valid configuration exits 0.
+//!
+//! Environment overrides are tested by the unit tests of `config.rs` (`load_with_env`).
+
+mod common;
+
+use std::path::Path;
+
+use common::{run, tempdir, workspace_root, Run};
+
+/// Writes `text` as `sensor.toml` in `dir` and runs `check-config` on it.
+fn check_config(dir: &Path, text: &str) -> (Run, String) {
+    let cfg = dir.join("sensor.toml");
+    std::fs::write(&cfg, text).expect("write the config");
+    let path = cfg.to_str().expect("UTF-8 path").to_owned();
+    (run(["check-config", "-c", path.as_str()]), path)
+}
+
+/// Asserts a refused configuration: exit 1, nothing on stdout, and exactly the one line
+/// `mirador: error: FILE: invalid configuration: MESSAGE`.
+fn assert_refused(text: &str, message: &str) {
+    let dir = tempdir();
+    let (run, path) = check_config(dir.path(), text);
+    assert_eq!(run.status.code(), Some(1), "for {text:?}: {}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert_eq!(
+        run.stderr,
+        format!("mirador: error: {path}: invalid configuration: {message}\n"),
+        "for {text:?}"
+    );
+}
+
+#[test]
+fn unknown_key_names_the_path_the_nearest_key_and_the_line() {
+    assert_refused(
+        "[flow]\nmax_flow = 1\n",
+        "flow.max_flow: unknown key; did you mean `flow.max_flows`? (line 2)",
+    );
+    assert_refused(
+        "[capture]\ninterfaces = [\"eth1\"]\n\n[pipeline]\nworker = 4\n",
+        "pipeline.worker: unknown key; did you mean `pipeline.workers`? (line 5)",
+    );
+}
+
+#[test]
+fn unknown_key_with_nothing_close_lists_the_keys() {
+    assert_refused(
+        "[metrics]\nport = 9108\n",
+        "metrics.port: unknown key; the keys of [metrics] are listen (line 2)",
+    );
+}
+
+#[test]
+fn unknown_section_names_the_nearest_section() {
+    assert_refused(
+        "[flow]\nmax_flows = 10\n[metric]\nlisten = \"\"\n",
+        "metric: unknown section; did you mean `metrics`? (line 3)",
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key_and_the_expected_type() {
+    assert_refused(
+        "[flow]\nmax_flows = \"many\"\n",
+        "flow.max_flows: expected an integer, found a string (line 2)",
+    );
+    assert_refused(
+        "[capture]\npromiscuous = \"yes\"\n",
+        "capture.promiscuous: expected a boolean, found a string (line 2)",
+    );
+    assert_refused(
+        "[log]\nformat = \"jsn\"\n",
+        "log.format: unknown value \"jsn\", expected one of \"text\", \"json\"; did you mean \"json\"? (line 2)",
+    );
+}
+
+#[test]
+fn each_bad_value_names_the_key_and_the_fix() {
+    let cases = [
+        ("[capture]\nsnaplen = 63\n", "capture.snaplen: must be between 64 and 262144"),
+        ("[capture]\nsnaplen = 262145\n", "capture.snaplen: must be between 64 and 262144"),
+        ("[capture]\nbuffer_bytes = 65536\n", "capture.buffer_bytes: must be at least 1048576 (1 MiB)"),
+        ("[capture]\nbatch_packets = 0\n", "capture.batch_packets: must be between 1 and 65536"),
+        ("[capture]\ntimeout_ms = 20000\n", "capture.timeout_ms: must be between 1 and 10000"),
+        ("[capture]\ninterfaces = [\"eth1\", \"eth1\"]\n", "capture.interfaces: eth1 is listed twice; list each interface once"),
+        ("[pipeline]\nworkers = 1000\n", "pipeline.workers: must be at most 256 (0 picks one per core, less one)"),
+        ("[pipeline]\nqueue_batches = 0\n", "pipeline.queue_batches: must be between 1 and 65536"),
+        ("[run]\nshutdown_deadline_secs = 0\n", "run.shutdown_deadline_secs: must be between 1 and 3600"),
+        ("[run]\nshutdown_deadline_secs = 86400\n", "run.shutdown_deadline_secs: must be between 1 and 3600"),
+        ("[metrics]\nlisten = \"9108\"\n", "metrics.listen: \"9108\" is not an address:port; use e.g. \"127.0.0.1:9108\" or \"[::1]:9108\", or \"\" to disable metrics"),
+        ("[log]\nlevel = \"warning\"\n", "log.level: \"warning\" is not a level; use one of \"error\", \"warn\", \"info\", \"debug\", \"trace\""),
+        ("[flow]\nmax_flows = 0\n", "flow.max_flows: must be at least 1"),
+    ];
+    for (text, message) in cases {
+        assert_refused(text, message);
+    }
+}
+
+#[test]
+fn bad_bpf_filter_reports_libpcaps_error() {
+    let dir = tempdir();
+    let (run, path) = check_config(dir.path(), "[capture]\nfilter = \"tcp port eighty\"\n");
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let prefix = format!(
+        "mirador: error: {path}: invalid configuration: capture.filter: libpcap cannot compile \"tcp port eighty\": "
+    );
+    assert!(run.stderr.starts_with(&prefix), "{}", run.stderr);
+    // libpcap's own words: an unknown port name
+    assert!(run.stderr.contains("eighty"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .ends_with("; fix the filter (pcap-filter(7) syntax)\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1);
+}
+
+#[test]
+fn output_paths_need_an_existing_writable_directory() {
+    let dir = tempdir();
+    let d = dir.path().to_str().unwrap();
+    assert_refused(
+        &format!("[output]\ntransactions = \"{d}/missing/tx.json\"\n"),
+        &format!(
+            "output.transactions: directory {d}/missing does not exist; create it or fix the path"
+        ),
+    );
+    // /sys refuses new files, even to root
+    let (run, path) = check_config(dir.path(), "[output]\nalerts = \"/sys/alerts.json\"\n");
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let prefix = format!(
+        "mirador: error: {path}: invalid configuration: output.alerts: cannot create files in directory /sys ("
+    );
+    assert!(run.stderr.starts_with(&prefix), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .ends_with("); fix the path or the directory's permissions\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `check-config` validates for `run`: every interface must exist on this host.
+#[test]
+fn check_config_names_a_missing_interface_and_the_present_ones() {
+    let dir = tempdir();
+    let (run, path) = check_config(
+        dir.path(),
+        "[capture]\ninterfaces = [\"lo\", \"mirador-nx9\"]\n",
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let prefix = format!(
+        "mirador: error: {path}: invalid configuration: capture.interfaces: interface mirador-nx9 does not exist on this host (present: "
+    );
+    assert!(run.stderr.starts_with(&prefix), "{}", run.stderr);
+    assert!(run.stderr.contains("lo"), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with("); fix capture.interfaces\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Every key set to a valid value other than its default passes, and checking the output
+/// directories leaves nothing behind.
+#[test]
+fn full_valid_config_passes() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = out.to_str().unwrap();
+    let text = format!(
+        r#"
+[capture]
+interfaces = ["lo"]
+snaplen = 9000
+promiscuous = false
+buffer_bytes = 268435456
+filter = "tcp port 80 or tcp port 8080 or (vlan and tcp)"
+fanout = "hash"
+fanout_group = 42
+batch_packets = 1024
+timeout_ms = 50
+
+[decode]
+max_fragment_sets = 1024
+max_fragment_bytes = 8388608
+fragment_timeout_secs = 15
+decode_tunnels = false
+max_tunnel_depth = 2
+
+[flow]
+max_flows = 100000
+max_buffered_bytes_per_direction = 131072
+max_buffered_bytes_total = 33554432
+idle_timeout_secs = 120
+embryonic_timeout_secs = 20
+closed_timeout_secs = 5
+
+[http]
+max_head_bytes = 32768
+max_headers = 64
+body_keep_bytes = 4096
+max_decompressed_bytes = 1048576
+decode_requests = false
+decode_responses = true
+max_pending = 16
+
+[pipeline]
+workers = 4
+queue_batches = 128
+
+[output]
+transactions = "{o}/tx.json"
+alerts = "-"
+
+[metrics]
+listen = "[::1]:9200"
+
+[log]
+format = "json"
+level = "debug"
+
+[run]
+user = "nobody"
+allow_root = true
+shutdown_deadline_secs = 30
+"#
+    );
+    // The test stays "full": the same sections and keys as the shipped sensor.toml.
+    let keys = |t: &toml::Table| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .iter()
+            .flat_map(|(s, sec)| {
+                sec.as_table()
+                    .expect("a section")
+                    .keys()
+                    .map(move |k| format!("{s}.{k}"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let shipped: toml::Table = std::fs::read_to_string(workspace_root().join("sensor.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(keys(&text.parse().unwrap()), keys(&shipped));
+
+    let (run, path) = check_config(dir.path(), &text);
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+    assert_eq!(run.stderr, format!("{path}: configuration is valid\n"));
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "the write probe is removed and no output file is created"
+    );
+}

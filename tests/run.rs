@@ -1,0 +1,474 @@
+//! `mirador run` end to end: live capture on loopback and across a veth pair between two
+//! network namespaces, with real servers and clients; signals, reload, metrics, privilege
+//! drop. Tests that need root or namespaces say so and pass without running when they cannot.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mirador")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A minimal HTTP/1.1 server on a free loopback port answering every request with a small
+/// body; returns the port.
+fn serve() -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind test server");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 2048];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}");
+        }
+    });
+    port
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn metric(port: u16, name: &str) -> Option<u64> {
+    let text = std::panic::catch_unwind(|| get(port, "/metrics")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+struct Sensor {
+    child: Child,
+    dir: tempfile::TempDir,
+    metrics: u16,
+}
+
+impl Sensor {
+    fn start(extra: &str, iface: &str, netns: Option<&str>) -> Sensor {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics = free_port();
+        let cfg = dir.path().join("sensor.toml");
+        std::fs::write(&cfg, format!("[capture]\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{extra}")).expect("config");
+        let tx = dir.path().join("tx.jsonl");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        cmd.args(["run", "-c"])
+            .arg(&cfg)
+            .arg("--transactions")
+            .arg(&tx);
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mirador run starts");
+        Sensor {
+            child,
+            dir,
+            metrics,
+        }
+    }
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("sensor.toml")
+    }
+    fn records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("tx.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("record is JSON"))
+            .collect()
+    }
+    fn stop(
+        mut self,
+    ) -> (
+        std::process::ExitStatus,
+        String,
+        Vec<serde_json::Value>,
+        Duration,
+    ) {
+        signal(&self.child, "TERM");
+        let start = Instant::now();
+        let status = self.child.wait().expect("wait");
+        let took = start.elapsed();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let recs = self.records();
+        (status, err, recs, took)
+    }
+}
+
+#[test]
+fn live_capture_on_loopback_with_metrics_reload_and_clean_stop() {
+    if !is_root() {
+        eprintln!("skipped: capturing on lo needs root or CAP_NET_RAW");
+        return;
+    }
+    let port = serve();
+    let s = Sensor::start(
+        "[run]\nuser = \"\"\nallow_root = true\nshutdown_deadline_secs = 5\n",
+        "lo",
+        None,
+    );
+    // The filter goes in through the file the sensor reloads.
+    let base = std::fs::read_to_string(s.config()).expect("config");
+    let with_filter = base.replace(
+        "[capture]\n",
+        &format!("[capture]\nfilter = \"tcp port {port}\"\n"),
+    );
+    std::fs::write(s.config(), &with_filter).expect("config");
+    wait_for("metrics", || {
+        metric(s.metrics, "mirador_packets_total").is_some()
+    });
+    signal(&s.child, "HUP");
+    wait_for("reload", || {
+        metric(s.metrics, "mirador_reloads_total") == Some(1)
+    });
+    for i in 0..5 {
+        assert!(get(port, &format!("/api/v1/items/{i}")).starts_with("HTTP/1.1 200"));
+    }
+    wait_for("five transactions", || {
+        metric(s.metrics, "mirador_transactions_total").unwrap_or(0) >= 5
+    });
+    // A bad config is refused and the sensor keeps running on the old one.
+    std::fs::write(
+        s.config(),
+        with_filter.replace("[capture]\n", "[capture]\nsnaplen = 1\n"),
+    )
+    .expect("config");
+    signal(&s.child, "HUP");
+    wait_for("reload refusal", || {
+        metric(s.metrics, "mirador_reload_failures_total") == Some(1)
+    });
+    assert!(get(port, "/after-refusal").starts_with("HTTP/1.1 200"));
+    wait_for("sixth transaction", || {
+        metric(s.metrics, "mirador_transactions_total").unwrap_or(0) >= 6
+    });
+    assert_eq!(
+        get(s.metrics, "/healthz").lines().next(),
+        Some("HTTP/1.1 200 OK")
+    );
+    let (status, err, recs, took) = s.stop();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    assert!(
+        err.contains("reload refused") && err.contains("capture.snaplen"),
+        "{err}"
+    );
+    let urls: Vec<&str> = recs
+        .iter()
+        .filter_map(|r| r["url"]["original"].as_str())
+        .collect();
+    for i in 0..5 {
+        let want = format!("/api/v1/items/{i}");
+        assert!(
+            urls.contains(&want.as_str()),
+            "{want} missing from {urls:?}"
+        );
+    }
+    assert!(urls.contains(&"/after-refusal"));
+    assert!(recs
+        .iter()
+        .all(|r| r["http"]["response"]["status_code"] == 200));
+}
+
+#[test]
+fn drops_root_to_the_configured_user_keeping_capture() {
+    if !is_root() {
+        eprintln!("skipped: needs root to drop it");
+        return;
+    }
+    let port = serve();
+    let s = Sensor::start("[run]\nuser = \"nobody\"\n", "lo", None);
+    wait_for("metrics", || {
+        metric(s.metrics, "mirador_packets_total").is_some()
+    });
+    let uid = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).expect("status");
+    let line = uid
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line")
+        .to_string();
+    let caps = uid
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .expect("CapEff")
+        .to_string();
+    assert!(get(port, "/as-nobody").starts_with("HTTP/1.1 200"));
+    wait_for("transaction after the drop", || {
+        metric(s.metrics, "mirador_transactions_total").unwrap_or(0) >= 1
+    });
+    let (status, err, recs, _) = s.stop();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        !line.split_whitespace().skip(1).any(|u| u == "0"),
+        "still root: {line}"
+    );
+    // CAP_NET_ADMIN (12) and CAP_NET_RAW (13) only: 0x3000.
+    assert!(caps.ends_with("0000000000003000"), "{caps}");
+    assert!(recs.iter().any(|r| r["url"]["original"] == "/as-nobody"));
+}
+
+#[test]
+fn refuses_to_keep_root_and_names_the_fix() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for (cfg, want) in [
+        (
+            "[run]\nuser = \"\"\n",
+            "refusing to keep running as root: set run.user",
+        ),
+        (
+            "[run]\nuser = \"mirador-no-such-user\"\n",
+            "run.user: there is no user \"mirador-no-such-user\"",
+        ),
+    ] {
+        let s = Sensor::start(cfg, "lo", None);
+        let mut child = s.child;
+        let status = child.wait().expect("wait");
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err)
+            .expect("read");
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
+
+#[test]
+fn run_without_an_interface_says_how_to_give_one() {
+    let out = Command::new(bin())
+        .args(["run"])
+        .env_remove("MIRADOR_CAPTURE__INTERFACES")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no interface to capture on: give -i IFACE or set capture.interfaces"),
+        "{err}"
+    );
+}
+
+/// Two namespaces joined by a veth pair; a real server in one, a real client in the other;
+/// the sensor captures on the server's end of the veth.
+struct Netns {
+    a: String,
+    b: String,
+}
+
+impl Netns {
+    fn create() -> Option<Netns> {
+        let id = std::process::id();
+        let n = Netns {
+            a: format!("mir-a-{id}"),
+            b: format!("mir-b-{id}"),
+        };
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let ok = ip(&["netns", "add", &n.a])
+            && ip(&["netns", "add", &n.b])
+            && ip(&[
+                "link",
+                "add",
+                "veth-mir-a",
+                "netns",
+                &n.a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "veth-mir-b",
+                "netns",
+                &n.b,
+            ])
+            && ip(&[
+                "-n",
+                &n.a,
+                "addr",
+                "add",
+                "10.203.0.1/24",
+                "dev",
+                "veth-mir-a",
+            ])
+            && ip(&[
+                "-n",
+                &n.b,
+                "addr",
+                "add",
+                "10.203.0.2/24",
+                "dev",
+                "veth-mir-b",
+            ])
+            && ip(&["-n", &n.a, "link", "set", "veth-mir-a", "up"])
+            && ip(&["-n", &n.b, "link", "set", "veth-mir-b", "up"])
+            && ip(&["-n", &n.a, "link", "set", "lo", "up"]);
+        if ok {
+            Some(n)
+        } else {
+            drop(n);
+            None
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn every_transaction_between_two_namespaces_is_seen() {
+    if !is_root() {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let Some(ns) = Netns::create() else {
+        eprintln!("skipped: cannot create network namespaces here");
+        return;
+    };
+    let www = tempfile::tempdir().expect("www");
+    for i in 0..20 {
+        std::fs::write(
+            www.path().join(format!("item{i}.json")),
+            format!("{{\"id\":{i}}}"),
+        )
+        .expect("file");
+    }
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.a,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "10.203.0.1",
+            "--directory",
+        ])
+        .arg(www.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    let s = Sensor::start(
+        "[run]\nuser = \"\"\nallow_root = true\n",
+        "veth-mir-a",
+        Some(&ns.a),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let client = r#"
+import http.client, sys
+ok = 0
+for i in range(20):
+    c = http.client.HTTPConnection("10.203.0.1", 8080, timeout=5)
+    c.request("GET", f"/item{i}.json", headers={"User-Agent": "mirador-test"})
+    r = c.getresponse(); r.read(); ok += r.status == 200
+    c.close()
+print(ok)
+"#;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.b, "python3", "-c", client])
+        .output()
+        .expect("client");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "20",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, err, recs, _) = s.stop();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let mut urls: Vec<String> = recs
+        .iter()
+        .filter_map(|r| r["url"]["original"].as_str().map(String::from))
+        .collect();
+    urls.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("/item{i}.json")).collect();
+    want.sort();
+    assert_eq!(urls, want, "{err}");
+    assert!(recs
+        .iter()
+        .all(|r| r["source"]["ip"] == "10.203.0.2" && r["destination"]["ip"] == "10.203.0.1"));
+    assert!(recs
+        .iter()
+        .all(|r| r["user_agent"]["original"] == "mirador-test"));
+}
