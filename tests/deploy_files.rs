@@ -340,15 +340,26 @@ fn systemd_analyze_accepts_the_unit() {
         .output()
         .expect("run systemd-analyze");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Only what concerns this unit: verify also loads the host's units it depends on.
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("mirador.service"))
+        .collect();
     for bad in [
         "Unknown key",
         "Unknown lvalue",
         "Unknown section",
         "Failed to parse",
     ] {
-        assert!(!stderr.contains(bad), "systemd-analyze verify: {stderr}");
+        assert!(
+            ours.iter().all(|l| !l.contains(bad)),
+            "systemd-analyze verify: {stderr}"
+        );
     }
-    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    if !out.status.success() {
+        assert!(ours.is_empty(), "systemd-analyze verify: {stderr}");
+        eprintln!("note: systemd-analyze verify failed on other units only: {stderr}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -985,6 +996,11 @@ fn daemonset_runs_on_every_node_with_the_config_map_and_bounded_resources() {
             "{var} names {section}.{key}, which the config map does not have"
         );
     }
+    // The kernel refuses one fanout group id across interfaces, and the sensor uses one.
+    let fanout = effective(&ds, &cfg, "capture", "fanout");
+    if fanout.as_ref().and_then(|v| v.as_str()) == Some("hash") {
+        assert_eq!(ifaces.split(',').count(), 1, "fanout = hash with {ifaces}");
+    }
 
     // Requests and limits for both resources, requests within limits, and no more workers
     // than the CPU limit leaves beside the capture thread.
@@ -1055,11 +1071,15 @@ fn check_config_accepts_the_config_map_with_the_daemonset_environment() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("sensor.toml");
     std::fs::write(&path, text).expect("write config");
+    // check-config also checks that the interfaces exist on this host; the DaemonSet names
+    // the nodes' interface, so the check here uses the loopback interface instead.
+    let mut env = mirador_env(container(&manifest("daemonset.yaml")));
+    env.insert("MIRADOR_CAPTURE__INTERFACES".to_owned(), "lo".to_owned());
     let out = Command::new(env!("CARGO_BIN_EXE_mirador"))
         .args(["check-config", "-c"])
         .arg(path)
         .env_clear()
-        .envs(mirador_env(container(&manifest("daemonset.yaml"))))
+        .envs(env)
         .output()
         .expect("run mirador");
     assert!(

@@ -455,9 +455,9 @@ fn fanout_error(iface: &str, f: Fanout, errno: Errno) -> CaptureError {
         Errno::EPERM | Errno::EACCES => PERMISSION_FIX,
         Errno::EINVAL | Errno::EEXIST => {
             "every capture in one fanout group must use the same fanout mode and no other \
-             program may use the group id; change capture.fanout_group or capture.fanout_mode"
+             program may use the group id; change capture.fanout_group or capture.fanout"
         }
-        _ => "check capture.fanout_group and capture.fanout_mode (AF_PACKET fanout needs Linux)",
+        _ => "check capture.fanout_group and capture.fanout (AF_PACKET fanout needs Linux)",
     };
     live_err(
         iface,

@@ -676,11 +676,11 @@ fn apply_env(
     let mut set: BTreeMap<String, String> = BTreeMap::new();
     for (var, raw) in vars {
         let rest = &var[ENV_PREFIX.len()..];
+        // Only MIRADOR_<SECTION>__<KEY> names are overrides. Others with the prefix are left
+        // alone: orchestrators inject such variables (Kubernetes service links do), and a
+        // sensor that refused to start on them would be fragile.
         let Some((section, key)) = rest.split_once("__") else {
-            bail!(
-                "{var}: not a configuration override; name them MIRADOR_<SECTION>__<KEY> \
-                 (two underscores between section and key), e.g. MIRADOR_FLOW__MAX_FLOWS"
-            );
+            continue;
         };
         let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
         let Some(keys) = schema_section(&section) else {
@@ -784,6 +784,13 @@ fn check_output_path(key: &'static str, value: &str) -> Checked {
     }
     let path = Path::new(value);
     let fail = |msg: String| Err(Invalid { key, msg });
+    // An existing file or device (e.g. /dev/null) that opens for writing is fine as it is.
+    if path.exists()
+        && !path.is_dir()
+        && std::fs::OpenOptions::new().append(true).open(path).is_ok()
+    {
+        return Ok(());
+    }
     if path.is_dir() {
         return fail(format!(
             "{value} is a directory; give a file path, \"-\" for stdout or \"\" for none"
@@ -1647,6 +1654,17 @@ mod tests {
     }
 
     #[test]
+    fn prefixed_variables_that_are_not_overrides_are_left_alone() {
+        // Kubernetes service links inject names like these; they are not `SECTION__KEY`.
+        let env = [
+            ("MIRADOR_SERVICE_HOST".to_string(), "10.0.0.1".to_string()),
+            ("MIRADOR_PORT".to_string(), "tcp://x".to_string()),
+        ];
+        let cfg = Config::load_with_env(None, env).expect("not overrides, not errors");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
     fn bad_environment_overrides_name_the_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (
@@ -1660,10 +1678,6 @@ mod tests {
             (
                 &[("MIRADOR_ZZZ__QQQ", "")],
                 "MIRADOR_ZZZ__QQQ: unknown section `zzz`; the sections are capture, decode, flow, http, pipeline, output, metrics, log, run",
-            ),
-            (
-                &[("MIRADOR_FLOW_MAX_FLOWS", "10")],
-                "MIRADOR_FLOW_MAX_FLOWS: not a configuration override; name them MIRADOR_<SECTION>__<KEY> (two underscores between section and key), e.g. MIRADOR_FLOW__MAX_FLOWS",
             ),
             (
                 &[("MIRADOR_FLOW__MAX_FLOWS", "lots")],

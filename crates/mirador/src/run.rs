@@ -72,7 +72,9 @@ fn init_logging(cfg: &Config) {
     };
 }
 
-fn live_config(cfg: &Config, interface: &str) -> LiveConfig {
+/// `index`: the interface's position; each interface gets its own fanout group (the kernel
+/// refuses sockets of different interfaces in one group).
+fn live_config(cfg: &Config, interface: &str, index: usize) -> LiveConfig {
     LiveConfig {
         interface: interface.to_string(),
         snaplen: cfg.capture.snaplen,
@@ -86,7 +88,8 @@ fn live_config(cfg: &Config, interface: &str) -> LiveConfig {
                     (std::process::id() & 0xffff) as u16
                 } else {
                     cfg.capture.fanout_group
-                },
+                }
+                .wrapping_add(index as u16),
                 mode: capture::FanoutMode::Hash,
             }),
         },
@@ -233,7 +236,7 @@ fn start_metrics(
 
 fn open_writer(path: &str) -> Result<Option<RecordWriter>> {
     (!path.is_empty())
-        .then(|| RecordWriter::open(std::path::Path::new(path)))
+        .then(|| RecordWriter::open_append(std::path::Path::new(path)))
         .transpose()
 }
 
@@ -250,8 +253,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         .context("installing the signal handlers")?;
 
     let mut sources = Vec::new();
-    for iface in &cfg.capture.interfaces {
-        sources.push(LiveSource::open(&live_config(&cfg, iface))?);
+    for (i, iface) in cfg.capture.interfaces.iter().enumerate() {
+        sources.push(LiveSource::open(&live_config(&cfg, iface, i))?);
         info!(interface = iface.as_str(), "capturing");
     }
     // Everything that may need privileges is opened before they are dropped: the captures,
@@ -336,11 +339,14 @@ pub fn run(args: RunArgs) -> Result<()> {
                             *slot = Some(new.capture.filter.clone());
                         }
                     }
-                    if new.output.transactions != cfg.output.transactions {
-                        if let Some(w) = writer.as_mut() {
-                            let _ = w.flush();
-                        }
-                        writer = open_writer(&new.output.transactions)?;
+                    // Reopened even when the path is the same: log rotation renames the file
+                    // and sends SIGHUP.
+                    if let Some(w) = writer.as_mut() {
+                        let _ = w.flush();
+                    }
+                    match open_writer(&new.output.transactions) {
+                        Ok(w) => writer = w,
+                        Err(e) => error!("reload: cannot open the transactions output, keeping the old one: {e:#}"),
                     }
                     let restart = [
                         (
