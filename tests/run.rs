@@ -20,13 +20,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A minimal HTTP/1.1 server on a free loopback port answering every request with a small
 /// body; returns the port.
 fn serve() -> u16 {
@@ -92,14 +85,50 @@ struct Sensor {
     child: Child,
     dir: tempfile::TempDir,
     metrics: u16,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Collects a child's stderr in the background; returns the buffer.
+fn collect(mut from: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = from.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            b.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    buf
+}
+
+/// The metrics port the sensor bound (it listens on port 0 and logs the address).
+fn metrics_port(stderr: &std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    let mut port = None;
+    wait_for("the metrics address in the log", || {
+        let text = stderr.lock().expect("lock").clone();
+        port = text.lines().find_map(|l| {
+            let rest = l.split("addr=127.0.0.1:").nth(1)?;
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        });
+        port.is_some()
+    });
+    port.expect("port")
 }
 
 impl Sensor {
     fn start(extra: &str, iface: &str, netns: Option<&str>) -> Sensor {
         let dir = tempfile::tempdir().expect("tempdir");
-        let metrics = free_port();
         let cfg = dir.path().join("sensor.toml");
-        std::fs::write(&cfg, format!("[capture]\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{extra}")).expect("config");
+        std::fs::write(&cfg, format!("[capture]\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:0\"\n{extra}")).expect("config");
         let tx = dir.path().join("tx.jsonl");
         let mut cmd = match netns {
             Some(ns) => {
@@ -113,15 +142,17 @@ impl Sensor {
             .arg(&cfg)
             .arg("--transactions")
             .arg(&tx);
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("mirador run starts");
+        let stderr = collect(child.stderr.take().expect("stderr"));
         Sensor {
             child,
             dir,
-            metrics,
+            metrics: 0,
+            stderr,
         }
     }
     fn config(&self) -> PathBuf {
@@ -145,12 +176,15 @@ impl Sensor {
         let start = Instant::now();
         let status = self.child.wait().expect("wait");
         let took = start.elapsed();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
+        std::thread::sleep(Duration::from_millis(100));
+        let err = self.stderr.lock().expect("lock").clone();
         let recs = self.records();
         (status, err, recs, took)
+    }
+    /// Waits for the metrics endpoint and remembers its port.
+    fn ready(mut self) -> Sensor {
+        self.metrics = metrics_port(&self.stderr);
+        self
     }
 }
 
@@ -165,7 +199,8 @@ fn live_capture_on_loopback_with_metrics_reload_and_clean_stop() {
         "[run]\nuser = \"\"\nallow_root = true\nshutdown_deadline_secs = 5\n",
         "lo",
         None,
-    );
+    )
+    .ready();
     // The filter goes in through the file the sensor reloads.
     let base = std::fs::read_to_string(s.config()).expect("config");
     let with_filter = base.replace(
@@ -235,7 +270,7 @@ fn drops_root_to_the_configured_user_keeping_capture() {
         return;
     }
     let port = serve();
-    let s = Sensor::start("[run]\nuser = \"nobody\"\n", "lo", None);
+    let s = Sensor::start("[run]\nuser = \"nobody\"\n", "lo", None).ready();
     wait_for("metrics", || {
         metric(s.metrics, "mirador_packets_total").is_some()
     });
@@ -281,16 +316,10 @@ fn refuses_to_keep_root_and_names_the_fix() {
             "run.user: there is no user \"mirador-no-such-user\"",
         ),
     ] {
-        let s = Sensor::start(cfg, "lo", None);
-        let mut child = s.child;
-        let status = child.wait().expect("wait");
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err)
-            .expect("read");
+        let mut s = Sensor::start(cfg, "lo", None);
+        let status = s.child.wait().expect("wait");
+        std::thread::sleep(Duration::from_millis(100));
+        let err = s.stderr.lock().expect("lock").clone();
         assert_eq!(status.code(), Some(1), "{err}");
         assert!(err.contains(want), "{err}");
     }
@@ -471,4 +500,65 @@ print(ok)
     assert!(recs
         .iter()
         .all(|r| r["user_agent"]["original"] == "mirador-test"));
+}
+
+/// An output that accepts nothing (stdout into a pipe nobody reads) costs records, counted,
+/// never capture: every transaction is still seen and the sensor still stops on time.
+#[test]
+fn a_stalled_output_does_not_slow_capture_or_stop() {
+    if !is_root() {
+        eprintln!("skipped: capturing on lo needs root or CAP_NET_RAW");
+        return;
+    }
+    let port = serve();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[capture]\ninterfaces = [\"lo\"]\nfilter = \"tcp port {port}\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\nshutdown_deadline_secs = 2\n"
+        ),
+    )
+    .expect("config");
+    // stdout is a pipe this test never reads: it fills after 64 KiB and then blocks writes.
+    let mut child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .args(["--transactions", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mirador run");
+    let stderr = collect(child.stderr.take().expect("stderr"));
+    let metrics = metrics_port(&stderr);
+    let n = 60u64;
+    for i in 0..n {
+        // Long targets make the records large, so the pipe fills quickly.
+        let path = format!("/stalled/{i}/{}", "x".repeat(2000));
+        assert!(get(port, &path).starts_with("HTTP/1.1 200"));
+    }
+    wait_for("every transaction", || {
+        metric(metrics, "mirador_transactions_total") == Some(n)
+    });
+    assert_eq!(
+        metric(metrics, "mirador_queue_dropped_batches_total"),
+        Some(0)
+    );
+    assert_eq!(
+        metric(metrics, "mirador_kernel_dropped_packets_total"),
+        Some(0)
+    );
+    assert!(
+        metric(metrics, "mirador_records_written_total").unwrap_or(0) < n,
+        "the stalled pipe took everything"
+    );
+    let started = Instant::now();
+    signal(&child, "TERM");
+    let status = child.wait().expect("wait");
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(100));
+    let err = stderr.lock().expect("lock").clone();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    assert!(err.contains("exiting anyway"), "{err}");
 }

@@ -2,6 +2,7 @@
 //! the analysis engine and the record writers, and the run summary. No analysis logic here.
 
 mod config;
+mod delivery;
 mod metrics;
 mod output;
 mod pipeline;

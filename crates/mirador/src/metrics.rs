@@ -19,6 +19,8 @@ pub struct Metrics {
     /// Gauge: flows in the workers' tables.
     pub flows_active: AtomicU64,
     pub records_written: AtomicU64,
+    /// Records the output could not take in time (delivery queue full, write failed).
+    pub output_dropped: AtomicU64,
     /// Gauge: record batches waiting for the output stage.
     pub output_backlog: AtomicU64,
     /// Time workers spent processing batches (per-stage latency, summed).
@@ -30,7 +32,7 @@ pub struct Metrics {
 impl Metrics {
     /// The Prometheus text exposition of every counter and gauge.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
             (
                 "mirador_packets_total",
                 "counter",
@@ -98,6 +100,12 @@ impl Metrics {
                 &self.output_backlog,
             ),
             (
+                "mirador_output_dropped_records_total",
+                "counter",
+                "Transaction records dropped: the output did not keep up.",
+                &self.output_dropped,
+            ),
+            (
                 "mirador_worker_busy_seconds_total",
                 "counter",
                 "Time the workers spent on packets.",
@@ -143,6 +151,6 @@ mod tests {
         assert!(text.contains("# TYPE mirador_packets_total counter\nmirador_packets_total 42\n"));
         assert!(text.contains("mirador_worker_busy_seconds_total 1.500000\n"));
         assert!(text.contains("# TYPE mirador_flows_active gauge\n"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 14);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 15);
     }
 }

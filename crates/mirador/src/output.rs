@@ -29,20 +29,6 @@ impl RecordWriter {
         })
     }
 
-    /// Like [`RecordWriter::open`], but a file is appended to rather than truncated.
-    pub fn open_append(path: &Path) -> Result<RecordWriter> {
-        if path.as_os_str() == "-" {
-            return Self::open(path);
-        }
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| {
-            format!("{}: cannot open the transactions file; check the directory exists and is writable", path.display())
-        })?;
-        Ok(RecordWriter {
-            sink: Box::new(f),
-            buf: Vec::with_capacity(1 << 17),
-        })
-    }
-
     /// Encodes and writes a batch; returns the records written.
     pub fn write(&mut self, batch: &[TxRecord]) -> Result<u64> {
         for rec in batch {

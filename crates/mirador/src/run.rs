@@ -14,6 +14,7 @@ use clap::Args;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, FanoutMode, LogFormat, RunSection};
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::output::RecordWriter;
 use crate::pipeline::{Pipeline, PipelineConfig, ReadStatus, Source};
@@ -63,8 +64,11 @@ fn load(args: &RunArgs) -> Result<Config> {
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: logs read by journald, files or tools stay plain.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -234,12 +238,6 @@ fn start_metrics(
     Ok(bound)
 }
 
-fn open_writer(path: &str) -> Result<Option<RecordWriter>> {
-    (!path.is_empty())
-        .then(|| RecordWriter::open_append(std::path::Path::new(path)))
-        .transpose()
-}
-
 pub fn run(args: RunArgs) -> Result<()> {
     let mut cfg = load(&args)?;
     init_logging(&cfg);
@@ -265,7 +263,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let addr = start_metrics(&cfg.metrics.listen, metrics.clone(), healthy.clone())?;
         info!(%addr, "serving /metrics and /healthz");
     }
-    let mut writer = open_writer(&cfg.output.transactions)?;
+    let delivery = Delivery::start(&cfg.output.transactions, metrics.clone())?;
     // No detector produces alerts yet; the file is opened so a wrong path fails at start.
     let _alerts = cfg
         .alerts_path()
@@ -295,28 +293,21 @@ pub fn run(args: RunArgs) -> Result<()> {
     let stop = pipeline.stop_handle();
     info!(workers = cfg.worker_count(), "running");
 
+    // This thread only moves batches from the pipeline to delivery (never waiting on it),
+    // and handles signals.
     let mut deadline: Option<Instant> = None;
     loop {
         match pipeline.records.recv_timeout(Duration::from_millis(100)) {
             Ok(batch) => {
-                if let Some(w) = writer.as_mut() {
-                    match w.write(&batch) {
-                        Ok(n) => {
-                            metrics.records_written.fetch_add(n, Ordering::Relaxed);
-                        }
-                        Err(e) => error!("writing transactions: {e:#}"),
-                    }
-                }
-                pipeline.recycle(batch);
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.flush() {
-                        error!("writing transactions: {e:#}");
-                    }
+                if let Some(back) = delivery.offer(batch) {
+                    pipeline.recycle(back);
                 }
             }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(done) = delivery.recycled.try_recv() {
+            pipeline.recycle(done);
         }
         if term.load(Ordering::Relaxed) && deadline.is_none() {
             info!("stopping: draining flows and records");
@@ -326,9 +317,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             warn!("shutdown deadline passed before every record was written; exiting anyway");
-            if let Some(w) = writer.as_mut() {
-                let _ = w.flush();
-            }
             return Ok(());
         }
         if hup.swap(false, Ordering::Relaxed) {
@@ -341,13 +329,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     }
                     // Reopened even when the path is the same: log rotation renames the file
                     // and sends SIGHUP.
-                    if let Some(w) = writer.as_mut() {
-                        let _ = w.flush();
-                    }
-                    match open_writer(&new.output.transactions) {
-                        Ok(w) => writer = w,
-                        Err(e) => error!("reload: cannot open the transactions output, keeping the old one: {e:#}"),
-                    }
+                    delivery.reopen(&new.output.transactions);
                     let restart = [
                         (
                             new.capture.interfaces != cfg.capture.interfaces,
@@ -380,8 +362,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     let finished = pipeline.join()?;
-    if let Some(w) = writer.as_mut() {
-        w.flush()?;
+    let deadline = deadline
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
+    if !delivery.finish(deadline) {
+        warn!("shutdown deadline passed before the output took every record; exiting anyway");
     }
     info!(
         transactions = finished.engine.http.transactions,
