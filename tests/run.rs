@@ -8,6 +8,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The live tests share the machine's loopback and two cores: one at a time, so that one
+/// test's traffic or load is not another's packet loss.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mirador")
 }
@@ -190,6 +198,7 @@ impl Sensor {
 
 #[test]
 fn live_capture_on_loopback_with_metrics_reload_and_clean_stop() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: capturing on lo needs root or CAP_NET_RAW");
         return;
@@ -265,6 +274,7 @@ fn live_capture_on_loopback_with_metrics_reload_and_clean_stop() {
 
 #[test]
 fn drops_root_to_the_configured_user_keeping_capture() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to drop it");
         return;
@@ -302,6 +312,7 @@ fn drops_root_to_the_configured_user_keeping_capture() {
 
 #[test]
 fn refuses_to_keep_root_and_names_the_fix() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -327,6 +338,7 @@ fn refuses_to_keep_root_and_names_the_fix() {
 
 #[test]
 fn run_without_an_interface_says_how_to_give_one() {
+    let _serial = serial();
     let out = Command::new(bin())
         .args(["run"])
         .env_remove("MIRADOR_CAPTURE__INTERFACES")
@@ -421,6 +433,7 @@ impl Drop for Netns {
 
 #[test]
 fn every_transaction_between_two_namespaces_is_seen() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: network namespaces need root");
         return;
@@ -506,6 +519,7 @@ print(ok)
 /// never capture: every transaction is still seen and the sensor still stops on time.
 #[test]
 fn a_stalled_output_does_not_slow_capture_or_stop() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: capturing on lo needs root or CAP_NET_RAW");
         return;
@@ -516,7 +530,7 @@ fn a_stalled_output_does_not_slow_capture_or_stop() {
     std::fs::write(
         &cfg,
         format!(
-            "[capture]\ninterfaces = [\"lo\"]\nfilter = \"tcp port {port}\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\nshutdown_deadline_secs = 2\n"
+            "[capture]\ninterfaces = [\"lo\"]\nfilter = \"tcp port {port}\"\n[pipeline]\nqueue_batches = 4096\n[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\nshutdown_deadline_secs = 2\n"
         ),
     )
     .expect("config");
