@@ -189,6 +189,15 @@ impl Sensor {
         let recs = self.records();
         (status, err, recs, took)
     }
+    /// Waits until the sensor (in a namespace, whose metrics this test cannot reach) logs
+    /// that it runs.
+    fn ready_in(self, _netns: &str) -> Sensor {
+        let log = self.stderr.clone();
+        wait_for("the sensor to start", || {
+            log.lock().expect("lock").contains("running")
+        });
+        self
+    }
     /// Waits for the metrics endpoint and remembers its port.
     fn ready(mut self) -> Sensor {
         self.metrics = metrics_port(&self.stderr);
@@ -575,4 +584,86 @@ fn a_stalled_output_does_not_slow_capture_or_stop() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
     assert!(err.contains("exiting anyway"), "{err}");
+}
+
+/// tcpreplay puts a real capture back on the wire (a veth between two namespaces) and the
+/// live sensor sees exactly the transactions that replaying the file gives.
+#[test]
+fn tcpreplay_onto_a_veth_gives_the_same_transactions_as_the_file() {
+    let _serial = serial();
+    if !is_root() {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    if Command::new("tcpreplay").arg("--version").output().is_err() {
+        eprintln!("skipped: tcpreplay is not installed (apt-get install tcpreplay)");
+        return;
+    }
+    let Some(ns) = Netns::create() else {
+        eprintln!("skipped: cannot create network namespaces here");
+        return;
+    };
+    let capture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/loopback-api.pcap");
+    let from_file = Command::new(bin())
+        .args(["replay", "--transactions", "-"])
+        .arg(&capture)
+        .output()
+        .expect("replay");
+    let want: Vec<String> = String::from_utf8_lossy(&from_file.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("record");
+            format!(
+                "{} {} {}",
+                v["http"]["request"]["method"],
+                v["url"]["original"],
+                v["http"]["response"]["status_code"]
+            )
+        })
+        .collect();
+    assert!(want.len() >= 10, "the fixture holds its transactions");
+    let s = Sensor::start(
+        "[run]\nuser = \"\"\nallow_root = true\n",
+        "veth-mir-a",
+        Some(&ns.a),
+    )
+    .ready_in(&ns.a);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.b,
+            "tcpreplay",
+            "-q",
+            "-i",
+            "veth-mir-b",
+            "--mbps=100",
+        ])
+        .arg(&capture)
+        .output()
+        .expect("tcpreplay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, err, recs, _) = s.stop();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let mut got: Vec<String> = recs
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {} {}",
+                v["http"]["request"]["method"],
+                v["url"]["original"],
+                v["http"]["response"]["status_code"]
+            )
+        })
+        .collect();
+    let mut want = want;
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{err}");
 }

@@ -58,6 +58,9 @@ pub struct PipelineConfig {
     pub decode: Option<http::HttpConfig>,
 }
 
+/// Worker → analysis messages in flight, per worker.
+const ANALYSIS_QUEUE: usize = 1024;
+
 /// Records leaving the pipeline, in order (replay) or as they come (live).
 pub type RecordBatch = Vec<TxRecord>;
 
@@ -126,7 +129,9 @@ impl Pipeline {
             to_workers.push(tx);
             worker_rx.push(rx);
         }
-        let (to_analysis, analysis_rx) = bounded::<WorkerOut>(n * 4);
+        // Messages in flight to analysis: live boundaries are small and frequent (one per read),
+        // so the queue is deep in messages; what it holds is bounded by the records per boundary.
+        let (to_analysis, analysis_rx) = bounded::<WorkerOut>(n * ANALYSIS_QUEUE);
         let (records_tx, records_rx) = bounded::<RecordBatch>(8);
         let (recycle_tx, recycle_rx) = bounded::<RecordBatch>(16);
         // Per-worker queues of records to drop where they were allocated.
