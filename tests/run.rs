@@ -96,6 +96,31 @@ struct Sensor {
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// A child that is killed if the test fails before it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Collects a child's stderr in the background; returns the buffer.
 fn collect(mut from: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
     let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -130,6 +155,16 @@ fn metrics_port(stderr: &std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
         port.is_some()
     });
     port.expect("port")
+}
+
+impl Drop for Sensor {
+    /// A test that fails before stopping its sensor must not leave it capturing.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Sensor {
@@ -553,6 +588,7 @@ fn a_stalled_output_does_not_slow_capture_or_stop() {
         .spawn()
         .expect("mirador run");
     let stderr = collect(child.stderr.take().expect("stderr"));
+    let mut child = KillOnDrop(child);
     let metrics = metrics_port(&stderr);
     let n = 60u64;
     for i in 0..n {

@@ -58,8 +58,10 @@ pub struct PipelineConfig {
     pub decode: Option<http::HttpConfig>,
 }
 
-/// Worker → analysis messages in flight, per worker.
+/// Worker → analysis messages in flight, per worker, live (drops when full) and in replay
+/// (blocks when full: a short queue keeps the records in flight, and the memory, small).
 const ANALYSIS_QUEUE: usize = 1024;
+const REPLAY_ANALYSIS_QUEUE: usize = 4;
 
 /// Records leaving the pipeline, in order (replay) or as they come (live).
 pub type RecordBatch = Vec<TxRecord>;
@@ -131,7 +133,12 @@ impl Pipeline {
         }
         // Messages in flight to analysis: live boundaries are small and frequent (one per read),
         // so the queue is deep in messages; what it holds is bounded by the records per boundary.
-        let (to_analysis, analysis_rx) = bounded::<WorkerOut>(n * ANALYSIS_QUEUE);
+        let depth = if cfg.lossless {
+            REPLAY_ANALYSIS_QUEUE
+        } else {
+            ANALYSIS_QUEUE
+        };
+        let (to_analysis, analysis_rx) = bounded::<WorkerOut>(n * depth);
         let (records_tx, records_rx) = bounded::<RecordBatch>(8);
         let (recycle_tx, recycle_rx) = bounded::<RecordBatch>(16);
         // Per-worker queues of records to drop where they were allocated.
