@@ -212,6 +212,7 @@ max_pending = 16
 [pipeline]
 workers = 4
 queue_batches = 128
+analysis_shards = 2
 
 [output]
 transactions = "{o}/tx.json"

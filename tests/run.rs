@@ -54,11 +54,8 @@ fn get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).expect("send");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -292,6 +289,26 @@ fn live_capture_on_loopback_with_metrics_reload_and_clean_stop() {
         get(s.metrics, "/healthz").lines().next(),
         Some("HTTP/1.1 200 OK")
     );
+    // A request that arrives in pieces is still answered as a whole.
+    let mut piecewise = TcpStream::connect(("127.0.0.1", s.metrics)).expect("connect");
+    piecewise.write_all(b"GET /met").expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    piecewise
+        .write_all(b"rics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    let _ = piecewise.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK") && answer.contains("mirador_packets_total"),
+        "{answer}"
+    );
+    assert_eq!(metric(s.metrics, "mirador_flows_evicted_total"), Some(0));
+    assert_eq!(metric(s.metrics, "mirador_alerts_total"), Some(0));
+    assert_eq!(
+        metric(s.metrics, "mirador_queue_dropped_batches_total"),
+        Some(0)
+    );
+    assert!(metric(s.metrics, "mirador_flows_active").is_some());
     let (status, err, recs, took) = s.stop();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
@@ -512,8 +529,9 @@ fn every_transaction_between_two_namespaces_is_seen() {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 http.server");
+    // Two workers and three analysis shards: the sharded live path end to end.
     let s = Sensor::start(
-        "[run]\nuser = \"\"\nallow_root = true\n",
+        "[run]\nuser = \"\"\nallow_root = true\n[pipeline]\nworkers = 2\nanalysis_shards = 3\n",
         "veth-mir-a",
         Some(&ns.a),
     );

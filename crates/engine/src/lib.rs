@@ -363,6 +363,16 @@ impl Engine {
         flows.flush_all(now, &mut sink);
     }
 
+    /// Flow-table counters, without copying the rest (for live metrics).
+    pub fn flow_stats(&self) -> &flow::FlowStats {
+        self.flows.stats()
+    }
+
+    /// HTTP counters, without copying the rest (for live metrics).
+    pub fn http_stats(&self) -> &HttpStats {
+        &self.http_stats
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             decode: self.decoder.stats().clone(),

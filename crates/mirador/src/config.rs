@@ -184,6 +184,9 @@ pub struct PipelineSection {
     pub workers: usize,
     /// Batches queued ahead of each worker.
     pub queue_batches: usize,
+    /// Analysis shards for live capture; transactions go to one by client address, so each
+    /// client's transactions meet in one shard whichever worker parsed them.
+    pub analysis_shards: usize,
 }
 
 impl Default for PipelineSection {
@@ -191,6 +194,7 @@ impl Default for PipelineSection {
         PipelineSection {
             workers: 0,
             queue_batches: 64,
+            analysis_shards: 1,
         }
     }
 }
@@ -358,7 +362,14 @@ const SCHEMA: &[SectionSchema] = &[
             ("max_pending", USIZE),
         ],
     ),
-    ("pipeline", &[("workers", USIZE), ("queue_batches", USIZE)]),
+    (
+        "pipeline",
+        &[
+            ("workers", USIZE),
+            ("queue_batches", USIZE),
+            ("analysis_shards", USIZE),
+        ],
+    ),
     ("output", &[("transactions", STR), ("alerts", STR)]),
     ("metrics", &[("listen", STR)]),
     (
@@ -1068,6 +1079,7 @@ impl Config {
             "must be at most 256 (0 picks one per core, less one)",
         )?;
         in_range(p.queue_batches, 1, 65_536, "pipeline.queue_batches")?;
+        in_range(p.analysis_shards, 1, 64, "pipeline.analysis_shards")?;
 
         let o = &self.output;
         check_output_path("output.transactions", &o.transactions)?;
@@ -1371,7 +1383,7 @@ mod tests {
         let msg = err("[pipeline]\nworkers = 2\nzzz = 1\n");
         assert_eq!(
             msg,
-            "pipeline.zzz: unknown key; the keys of [pipeline] are workers, queue_batches (line 3)"
+            "pipeline.zzz: unknown key; the keys of [pipeline] are workers, queue_batches, analysis_shards (line 3)"
         );
         assert!(!msg.contains("did you mean"));
     }

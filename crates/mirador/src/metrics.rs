@@ -18,6 +18,12 @@ pub struct Metrics {
     pub transactions: AtomicU64,
     /// Gauge: flows in the workers' tables.
     pub flows_active: AtomicU64,
+    /// Flows evicted to stay within `flow.max_flows`.
+    pub flows_evicted: AtomicU64,
+    /// Typed HTTP and reassembly anomalies on transactions.
+    pub http_anomalies: AtomicU64,
+    /// Alerts raised (no detector raises any before issue 5's detectors).
+    pub alerts: AtomicU64,
     pub records_written: AtomicU64,
     /// Records the output could not take in time (delivery queue full, write failed).
     pub output_dropped: AtomicU64,
@@ -32,7 +38,7 @@ pub struct Metrics {
 impl Metrics {
     /// The Prometheus text exposition of every counter and gauge.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
             (
                 "mirador_packets_total",
                 "counter",
@@ -86,6 +92,24 @@ impl Metrics {
                 "gauge",
                 "Flows in the workers' flow tables.",
                 &self.flows_active,
+            ),
+            (
+                "mirador_flows_evicted_total",
+                "counter",
+                "Flows evicted to stay within flow.max_flows.",
+                &self.flows_evicted,
+            ),
+            (
+                "mirador_anomalies_total",
+                "counter",
+                "Typed HTTP and reassembly anomalies on transactions.",
+                &self.http_anomalies,
+            ),
+            (
+                "mirador_alerts_total",
+                "counter",
+                "Alerts raised.",
+                &self.alerts,
             ),
             (
                 "mirador_records_written_total",
@@ -151,6 +175,6 @@ mod tests {
         assert!(text.contains("# TYPE mirador_packets_total counter\nmirador_packets_total 42\n"));
         assert!(text.contains("mirador_worker_busy_seconds_total 1.500000\n"));
         assert!(text.contains("# TYPE mirador_flows_active gauge\n"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 15);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 18);
     }
 }

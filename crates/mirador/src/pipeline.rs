@@ -56,6 +56,8 @@ pub struct PipelineConfig {
     pub engine: EngineConfig,
     /// Undo content codings in the analysis stage with these limits.
     pub decode: Option<http::HttpConfig>,
+    /// Analysis shards keyed by client address (live only: replay merges into one order).
+    pub analysis_shards: usize,
 }
 
 /// Worker → analysis messages in flight, per worker, live (drops when full) and in replay
@@ -96,6 +98,16 @@ fn worker_of(seg: &TcpSegment<'_>, workers: usize) -> usize {
 /// What the capture thread reports when it ends: reader and decoder counters, warnings.
 type CaptureEnd = (ReaderStats, wire::DecodeStats, Vec<String>);
 
+/// The analysis shard of a transaction: by client address, so a client's transactions meet.
+fn shard_of(rec: &TxRecord, shards: usize) -> usize {
+    let mut h = ahash::RandomState::with_seeds(3, 5, 7, 9).build_hasher();
+    match rec.flow.client.ip() {
+        IpAddr::V4(v) => h.write(&v.octets()),
+        IpAddr::V6(v) => h.write(&v.octets()),
+    }
+    (h.finish() % shards as u64) as usize
+}
+
 struct WorkerOut {
     origin: u16,
     records: RecordBatch,
@@ -108,7 +120,7 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     capture: Option<JoinHandle<Result<CaptureEnd>>>,
     workers: Vec<JoinHandle<EngineStats>>,
-    analysis: Option<JoinHandle<()>>,
+    analysis: Vec<JoinHandle<()>>,
     /// Record batches for the output stage.
     pub records: Receiver<RecordBatch>,
     /// Emptied record batches go back here (the records in them are dropped by their worker).
@@ -138,8 +150,19 @@ impl Pipeline {
         } else {
             ANALYSIS_QUEUE
         };
-        let (to_analysis, analysis_rx) = bounded::<WorkerOut>(n * depth);
-        let (records_tx, records_rx) = bounded::<RecordBatch>(8);
+        let shards = if cfg.lossless {
+            1
+        } else {
+            cfg.analysis_shards.max(1)
+        };
+        let mut to_shards = Vec::with_capacity(shards);
+        let mut shard_rx = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (tx, rx) = bounded::<WorkerOut>(n * depth);
+            to_shards.push(tx);
+            shard_rx.push(rx);
+        }
+        let (records_tx, records_rx) = bounded::<RecordBatch>(8 * shards);
         let (recycle_tx, recycle_rx) = bounded::<RecordBatch>(16);
         // Per-worker queues of records to drop where they were allocated.
         let mut worker_free_tx = Vec::with_capacity(n);
@@ -177,7 +200,7 @@ impl Pipeline {
         let mut workers = Vec::with_capacity(n);
         for (id, (rx, free_rx)) in worker_rx.into_iter().zip(worker_free_rx).enumerate() {
             let engine_cfg = cfg.engine.clone();
-            let to_analysis = to_analysis.clone();
+            let to_analysis = to_shards.clone();
             let seg_back = seg_back_tx.clone();
             let metrics = metrics.clone();
             let lossless = cfg.lossless;
@@ -198,32 +221,37 @@ impl Pipeline {
                     })?,
             );
         }
-        drop(to_analysis);
+        drop(to_shards);
 
-        // Analysis: merges the workers' streams back into one order, undoes content codings.
-        let analysis = {
+        // Analysis: in replay one stage merges the workers' streams back into one order; live,
+        // shards each take the transactions of their share of clients. Both undo content
+        // codings. Emptied record batches come back to whichever shard is free, which sorts
+        // the records back to the workers that made them.
+        let ordered = cfg.lossless;
+        let mut analysis = Vec::with_capacity(shards);
+        for (i, rx) in shard_rx.into_iter().enumerate() {
             let decode = cfg.decode.clone();
             let metrics = metrics.clone();
-            std::thread::Builder::new()
-                .name("mirador-analysis".into())
-                .spawn(move || {
-                    analysis_loop(
-                        n,
-                        analysis_rx,
-                        records_tx,
-                        recycle_rx,
-                        worker_free_tx,
-                        decode,
-                        &metrics,
-                    )
-                })?
-        };
+            let (out, recycle, free) = (
+                records_tx.clone(),
+                recycle_rx.clone(),
+                worker_free_tx.clone(),
+            );
+            analysis.push(
+                std::thread::Builder::new()
+                    .name(format!("mirador-analysis-{i}"))
+                    .spawn(move || {
+                        analysis_loop(n, ordered, rx, out, recycle, free, decode, &metrics)
+                    })?,
+            );
+        }
+        drop(records_tx);
 
         Ok(Pipeline {
             stop,
             capture: Some(capture),
             workers,
-            analysis: Some(analysis),
+            analysis,
             records: records_rx,
             recycle: recycle_tx,
         })
@@ -253,9 +281,9 @@ impl Pipeline {
             engine.merge(&w.join().map_err(|_| anyhow!("a worker thread panicked"))?);
         }
         engine.decode = decode;
-        if let Some(a) = self.analysis.take() {
+        for a in self.analysis.drain(..) {
             a.join()
-                .map_err(|_| anyhow!("the analysis thread panicked"))?;
+                .map_err(|_| anyhow!("an analysis thread panicked"))?;
         }
         Ok(Finished {
             engine,
@@ -373,32 +401,59 @@ fn worker_loop(
     cfg: EngineConfig,
     rx: Receiver<SegmentBatch>,
     seg_back: Sender<SegmentBatch>,
-    to_analysis: Sender<WorkerOut>,
+    to_analysis: Vec<Sender<WorkerOut>>,
     free_rx: Receiver<RecordBatch>,
     lossless: bool,
     metrics: &Metrics,
 ) -> EngineStats {
     let mut engine = Engine::new(cfg);
     let mut out: RecordBatch = Vec::with_capacity(512);
-    let send = |out: &mut RecordBatch, watermark: Order| {
-        for r in out.iter_mut() {
-            r.origin = id;
-        }
-        let records = std::mem::take(out);
-        let msg = WorkerOut {
-            origin: id,
-            records,
-            watermark,
-        };
+    let shards = to_analysis.len();
+    let offer = |msg: WorkerOut, shard: usize| {
         if lossless {
-            let _ = to_analysis.send(msg);
-        } else if let Err(TrySendError::Full(m)) = to_analysis.try_send(msg) {
+            let _ = to_analysis[shard].send(msg);
+        } else if let Err(TrySendError::Full(m)) = to_analysis[shard].try_send(msg) {
             metrics
                 .analysis_dropped
                 .fetch_add(m.records.len() as u64, Ordering::Relaxed);
         }
     };
+    let send = |out: &mut RecordBatch, watermark: Order| {
+        for r in out.iter_mut() {
+            r.origin = id;
+        }
+        if shards == 1 {
+            let records = std::mem::take(out);
+            offer(
+                WorkerOut {
+                    origin: id,
+                    records,
+                    watermark,
+                },
+                0,
+            );
+            return;
+        }
+        // Each client's transactions go to one shard, whichever worker parsed them.
+        let mut per: Vec<RecordBatch> = (0..shards).map(|_| Vec::new()).collect();
+        for r in out.drain(..) {
+            per[shard_of(&r, shards)].push(r);
+        }
+        for (shard, records) in per.into_iter().enumerate() {
+            if !records.is_empty() {
+                offer(
+                    WorkerOut {
+                        origin: id,
+                        records,
+                        watermark,
+                    },
+                    shard,
+                );
+            }
+        }
+    };
     let mut last_flows = 0u64;
+    let (mut last_evicted, mut last_anomalies) = (0u64, 0u64);
     for batch in rx {
         // Records this worker made, back from the output side: freed here.
         while let Ok(mut old) = free_rx.try_recv() {
@@ -427,6 +482,17 @@ fn worker_loop(
             .flows_active
             .fetch_add(flows.wrapping_sub(last_flows), Ordering::Relaxed);
         last_flows = flows;
+        let f = engine.flow_stats();
+        let evicted = f.evicted_closed + f.evicted_embryonic + f.evicted_established;
+        let anomalies: u64 =
+            engine.http_stats().anomalies.iter().sum::<u64>() + f.overlap_mismatches;
+        metrics
+            .flows_evicted
+            .fetch_add(evicted - last_evicted, Ordering::Relaxed);
+        metrics
+            .http_anomalies
+            .fetch_add(anomalies - last_anomalies, Ordering::Relaxed);
+        (last_evicted, last_anomalies) = (evicted, anomalies);
     }
     engine.finish(&mut out);
     metrics
@@ -448,8 +514,10 @@ fn worker_loop(
 
 /// Merges the workers' record streams by [`Order`] (each stream is already in order), so the
 /// output is the same whatever the number of workers; decodes bodies; hands batches to output.
+#[allow(clippy::too_many_arguments)]
 fn analysis_loop(
     workers: usize,
+    ordered: bool,
     rx: Receiver<WorkerOut>,
     out: Sender<RecordBatch>,
     recycle: Receiver<RecordBatch>,
@@ -481,8 +549,8 @@ fn analysis_loop(
         }
     };
     for mut msg in rx {
-        if workers == 1 {
-            // One stream is already in order: pass its batches through as they are.
+        if workers == 1 || !ordered {
+            // One stream is already in order, and live output needs none: pass batches through.
             if msg.records.is_empty() {
                 continue;
             }
@@ -645,6 +713,42 @@ mod tests {
             payload: b"",
             missing_payload: 0,
         }
+    }
+
+    #[test]
+    fn a_client_always_lands_on_one_shard_and_clients_spread() {
+        let rec = |ip: &str, port: u16| {
+            let tx = http::Transaction {
+                index: 0,
+                client_is_orig: true,
+                request: None,
+                response: None,
+                anomalies: Default::default(),
+            };
+            let flow = std::sync::Arc::new(engine::FlowIds {
+                uid: String::new(),
+                community_id: String::new(),
+                client: std::net::SocketAddr::new(ip.parse().expect("ip"), port),
+                server: "10.9.9.9:80".parse().expect("addr"),
+                vlan: None,
+                encoded: Default::default(),
+            });
+            TxRecord {
+                flow,
+                tx,
+                order: Order::default(),
+                origin: 0,
+            }
+        };
+        let mut used = std::collections::HashSet::new();
+        for i in 0..64u8 {
+            let ip = format!("10.1.2.{i}");
+            let first = shard_of(&rec(&ip, 1000), 4);
+            // Another connection (port) of the same client: same shard.
+            assert_eq!(shard_of(&rec(&ip, 2000 + i as u16), 4), first);
+            used.insert(first);
+        }
+        assert_eq!(used.len(), 4);
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             batch_segments: BATCH_SEGMENTS,
             engine,
             decode,
+            analysis_shards: 1,
         },
         Box::new(FileSource::new(readers, read_bytes.clone())),
         metrics.clone(),

@@ -214,9 +214,17 @@ fn start_metrics(
                 let healthy = healthy.clone();
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut buf = vec![0u8; 4096];
-                    let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
-                    let Ok(Ok(n)) = read else { return };
+                    // Read until the request head is complete (it may come in pieces), within a
+                    // size and time bound.
+                    let mut buf = vec![0u8; 8192];
+                    let mut n = 0;
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && !buf[..n].windows(2).any(|w| w == b"\n\n") {
+                        match tokio::time::timeout_at(deadline, conn.read(&mut buf[n..])).await {
+                            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                            Ok(Ok(k)) => n += k,
+                        }
+                    }
                     let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
                     let path = line.split(|&b| b == b' ').nth(1).unwrap_or(b"/");
                     let (status, body) = match path {
@@ -283,6 +291,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             batch_segments: cfg.capture.batch_packets,
             engine,
             decode,
+            analysis_shards: cfg.pipeline.analysis_shards,
         },
         Box::new(LiveSources {
             sources,
