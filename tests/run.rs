@@ -303,6 +303,22 @@ fn live_capture_on_loopback_with_metrics_reload_and_clean_stop() {
         "{answer}"
     );
     assert_eq!(metric(s.metrics, "mirador_flows_evicted_total"), Some(0));
+    assert!(
+        metric(
+            s.metrics,
+            "mirador_stage_latency_seconds_count{stage=\"worker\"}"
+        )
+        .unwrap_or(0)
+            > 0
+    );
+    assert!(
+        metric(
+            s.metrics,
+            "mirador_stage_latency_seconds_count{stage=\"capture_queue\"}"
+        )
+        .unwrap_or(0)
+            > 0
+    );
     assert_eq!(metric(s.metrics, "mirador_alerts_total"), Some(0));
     assert_eq!(
         metric(s.metrics, "mirador_queue_dropped_batches_total"),

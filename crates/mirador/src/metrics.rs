@@ -1,8 +1,24 @@
 //! Counters every stage updates with relaxed atomics (no locks on the packet path), rendered
-//! in the Prometheus text format for `/metrics`.
+//! in the Prometheus text format for `/metrics`. Stage latencies are summaries (sum and count
+//! of seconds): queue waits and processing time per stage.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Time spent in one stage: total and number of observations (a Prometheus summary without
+/// quantiles), so the average latency is `sum / count` over any interval.
+#[derive(Debug, Default)]
+pub struct Latency {
+    nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Latency {
+    pub fn record(&self, d: std::time::Duration) {
+        self.nanos.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -29,8 +45,12 @@ pub struct Metrics {
     pub output_dropped: AtomicU64,
     /// Gauge: record batches waiting for the output stage.
     pub output_backlog: AtomicU64,
-    /// Time workers spent processing batches (per-stage latency, summed).
-    pub worker_nanos: AtomicU64,
+    /// Capture → worker queue wait per batch.
+    pub capture_queue: Latency,
+    /// Worker processing per batch.
+    pub worker: Latency,
+    /// Worker → analysis queue wait per batch.
+    pub analysis_queue: Latency,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
 }
@@ -38,7 +58,7 @@ pub struct Metrics {
 impl Metrics {
     /// The Prometheus text exposition of every counter and gauge.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
             (
                 "mirador_packets_total",
                 "counter",
@@ -130,12 +150,6 @@ impl Metrics {
                 &self.output_dropped,
             ),
             (
-                "mirador_worker_busy_seconds_total",
-                "counter",
-                "Time the workers spent on packets.",
-                &self.worker_nanos,
-            ),
-            (
                 "mirador_reloads_total",
                 "counter",
                 "Configuration reloads applied.",
@@ -148,15 +162,30 @@ impl Metrics {
                 &self.reload_failures,
             ),
         ];
-        let mut out = String::with_capacity(2048);
+        let mut out = String::with_capacity(4096);
         for (name, kind, help, v) in rows {
             let value = v.load(Ordering::Relaxed);
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            if name.ends_with("_seconds_total") {
-                let _ = writeln!(out, "{name} {:.6}", value as f64 / 1e9);
-            } else {
-                let _ = writeln!(out, "{name} {value}");
-            }
+            let _ = writeln!(out, "{name} {value}");
+        }
+        // Per-stage latency, one summary with a `stage` label.
+        let name = "mirador_stage_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time batches spend per stage: queue waits and worker processing.\n# TYPE {name} summary"
+        );
+        for (stage, l) in [
+            ("capture_queue", &self.capture_queue),
+            ("worker", &self.worker),
+            ("analysis_queue", &self.analysis_queue),
+        ] {
+            let secs = l.nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "{name}_sum{{stage=\"{stage}\"}} {secs:.6}");
+            let _ = writeln!(
+                out,
+                "{name}_count{{stage=\"{stage}\"}} {}",
+                l.count.load(Ordering::Relaxed)
+            );
         }
         out
     }
@@ -170,10 +199,13 @@ mod tests {
     fn renders_every_metric_with_help_type_and_value() {
         let m = Metrics::default();
         m.packets.store(42, Ordering::Relaxed);
-        m.worker_nanos.store(1_500_000_000, Ordering::Relaxed);
+        m.worker.record(std::time::Duration::from_millis(1500));
+        m.worker.record(std::time::Duration::from_millis(500));
         let text = m.render();
         assert!(text.contains("# TYPE mirador_packets_total counter\nmirador_packets_total 42\n"));
-        assert!(text.contains("mirador_worker_busy_seconds_total 1.500000\n"));
+        assert!(text.contains("mirador_stage_latency_seconds_sum{stage=\"worker\"} 2.000000\n"));
+        assert!(text.contains("mirador_stage_latency_seconds_count{stage=\"worker\"} 2\n"));
+        assert!(text.contains("mirador_stage_latency_seconds_count{stage=\"capture_queue\"} 0\n"));
         assert!(text.contains("# TYPE mirador_flows_active gauge\n"));
         assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 18);
     }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use capture::{RawPacket, ReaderStats};
@@ -108,7 +109,11 @@ fn shard_of(rec: &TxRecord, shards: usize) -> usize {
     (h.finish() % shards as u64) as usize
 }
 
+/// A segment batch and when capture handed it over (queue latency).
+type Stamped = (Instant, SegmentBatch);
+
 struct WorkerOut {
+    sent: Instant,
     origin: u16,
     records: RecordBatch,
     /// Everything this worker will ever emit has an order at or after this.
@@ -139,7 +144,7 @@ impl Pipeline {
         let mut to_workers = Vec::with_capacity(n);
         let mut worker_rx = Vec::with_capacity(n);
         for _ in 0..n {
-            let (tx, rx) = bounded::<SegmentBatch>(cfg.queue_batches);
+            let (tx, rx) = bounded::<Stamped>(cfg.queue_batches);
             to_workers.push(tx);
             worker_rx.push(rx);
         }
@@ -297,7 +302,7 @@ impl Pipeline {
 fn capture_loop(
     source: &mut dyn Source,
     decoder_cfg: wire::DecoderConfig,
-    to_workers: Vec<Sender<SegmentBatch>>,
+    to_workers: Vec<Sender<Stamped>>,
     recycled: Receiver<SegmentBatch>,
     batch_segments: usize,
     lossless: bool,
@@ -328,11 +333,11 @@ fn capture_loop(
             full.last_ts = full.last_ts.max(last_ts);
             let segments = full.len() as u64;
             if lossless {
-                if to_workers[w].send(full).is_err() {
+                if to_workers[w].send((Instant::now(), full)).is_err() {
                     return false;
                 }
             } else {
-                match to_workers[w].try_send(full) {
+                match to_workers[w].try_send((Instant::now(), full)) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
                         metrics
@@ -399,7 +404,7 @@ fn capture_loop(
 fn worker_loop(
     id: u16,
     cfg: EngineConfig,
-    rx: Receiver<SegmentBatch>,
+    rx: Receiver<Stamped>,
     seg_back: Sender<SegmentBatch>,
     to_analysis: Vec<Sender<WorkerOut>>,
     free_rx: Receiver<RecordBatch>,
@@ -426,6 +431,7 @@ fn worker_loop(
             let records = std::mem::take(out);
             offer(
                 WorkerOut {
+                    sent: Instant::now(),
                     origin: id,
                     records,
                     watermark,
@@ -443,6 +449,7 @@ fn worker_loop(
             if !records.is_empty() {
                 offer(
                     WorkerOut {
+                        sent: Instant::now(),
                         origin: id,
                         records,
                         watermark,
@@ -454,7 +461,8 @@ fn worker_loop(
     };
     let mut last_flows = 0u64;
     let (mut last_evicted, mut last_anomalies) = (0u64, 0u64);
-    for batch in rx {
+    for (sent, batch) in rx {
+        metrics.capture_queue.record(sent.elapsed());
         // Records this worker made, back from the output side: freed here.
         while let Ok(mut old) = free_rx.try_recv() {
             old.clear();
@@ -462,11 +470,9 @@ fn worker_loop(
                 out = old;
             }
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         engine.batch(&batch, &mut out);
-        metrics
-            .worker_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        metrics.worker.record(started.elapsed());
         let boundary = Order {
             at: batch.last_seq,
             flow: u64::MAX,
@@ -549,6 +555,7 @@ fn analysis_loop(
         }
     };
     for mut msg in rx {
+        metrics.analysis_queue.record(msg.sent.elapsed());
         if workers == 1 || !ordered {
             // One stream is already in order, and live output needs none: pass batches through.
             if msg.records.is_empty() {
