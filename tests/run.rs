@@ -737,3 +737,66 @@ fn tcpreplay_onto_a_veth_gives_the_same_transactions_as_the_file() {
     want.sort();
     assert_eq!(got, want, "{err}");
 }
+
+/// `run -r FILE` reads captures through the live path (shards, delivery) and keeps running
+/// until told to stop; its transactions are the ones `replay` gives.
+#[test]
+fn run_reads_capture_files_through_the_live_path() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(&cfg, "[pipeline]\nworkers = 2\nanalysis_shards = 2\n[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\n").expect("config");
+    let capture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/loopback-api.pcap");
+    let tx = dir.path().join("tx.jsonl");
+    let mut child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .arg("-r")
+        .arg(&capture)
+        .arg("--transactions")
+        .arg(&tx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mirador run -r");
+    let stderr = collect(child.stderr.take().expect("stderr"));
+    let mut child = KillOnDrop(child);
+    let metrics = metrics_port(&stderr);
+    wait_for("the file's transactions", || {
+        metric(metrics, "mirador_records_written_total").unwrap_or(0) >= 10
+    });
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "run keeps running after the file"
+    );
+    signal(&child, "TERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", stderr.lock().expect("lock"));
+    let key = |l: &str| {
+        let v: serde_json::Value = serde_json::from_str(l).expect("record");
+        format!(
+            "{} {} {}",
+            v["http"]["request"]["method"],
+            v["url"]["original"],
+            v["http"]["response"]["status_code"]
+        )
+    };
+    let mut got: Vec<String> = std::fs::read_to_string(&tx)
+        .expect("tx")
+        .lines()
+        .map(key)
+        .collect();
+    let replay = Command::new(bin())
+        .args(["replay", "--transactions", "-"])
+        .arg(&capture)
+        .output()
+        .expect("replay");
+    let mut want: Vec<String> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(key)
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -17,7 +17,7 @@ use crate::config::{Config, FanoutMode, LogFormat, RunSection};
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::output::RecordWriter;
-use crate::pipeline::{Pipeline, PipelineConfig, ReadStatus, Source};
+use crate::pipeline::{FileSource, Pipeline, PipelineConfig, ReadStatus, Source};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -28,6 +28,15 @@ pub struct RunArgs {
     /// Interface to capture on (repeatable; adds to capture.interfaces).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
+    /// Read capture files instead of interfaces (in order, at full speed, through the live
+    /// path: queues drop when full); the sensor then runs until SIGTERM like a live one.
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        conflicts_with = "interfaces"
+    )]
+    pub files: Vec<PathBuf>,
     /// Write transaction records to PATH, or to stdout with "-" (overrides output.transactions).
     #[arg(long, value_name = "PATH")]
     pub transactions: Option<PathBuf>,
@@ -43,8 +52,11 @@ fn load(args: &RunArgs) -> Result<Config> {
             cfg.capture.interfaces.push(i.clone());
         }
     }
-    if cfg.capture.interfaces.is_empty() {
-        bail!("no interface to capture on: give -i IFACE or set capture.interfaces in the config");
+    if !args.files.is_empty() {
+        // Files replace the interfaces: nothing to check on this host's links.
+        cfg.capture.interfaces.clear();
+    } else if cfg.capture.interfaces.is_empty() {
+        bail!("no interface to capture on: give -i IFACE or set capture.interfaces in the config (or -r FILE to read captures)");
     }
     if let Some(t) = &args.transactions {
         cfg.output.transactions = t.display().to_string();
@@ -135,6 +147,22 @@ impl Source for LiveSources {
             dropped += st.kernel_dropped + st.interface_dropped;
         }
         Some((received, dropped))
+    }
+}
+
+/// Capture files read through the live path; at their end the source idles (quiet link)
+/// rather than ending, so `run` keeps serving until it is told to stop.
+struct FilesThenIdle(FileSource);
+
+impl Source for FilesThenIdle {
+    fn read(&mut self, max: usize, f: &mut dyn FnMut(RawPacket<'_>)) -> Result<ReadStatus> {
+        match self.0.read(max, f)? {
+            ReadStatus::End => {
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(ReadStatus::Packets)
+            }
+            more => Ok(more),
+        }
     }
 }
 
@@ -258,11 +286,28 @@ pub fn run(args: RunArgs) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .context("installing the signal handlers")?;
 
-    let mut sources = Vec::new();
-    for (i, iface) in cfg.capture.interfaces.iter().enumerate() {
-        sources.push(LiveSource::open(&live_config(&cfg, iface, i))?);
-        info!(interface = iface.as_str(), "capturing");
-    }
+    let next_filter = Arc::new(Mutex::new(None));
+    let source: Box<dyn Source> = if args.files.is_empty() {
+        let mut sources = Vec::new();
+        for (i, iface) in cfg.capture.interfaces.iter().enumerate() {
+            sources.push(LiveSource::open(&live_config(&cfg, iface, i))?);
+            info!(interface = iface.as_str(), "capturing");
+        }
+        Box::new(LiveSources {
+            sources,
+            next_filter: next_filter.clone(),
+        })
+    } else {
+        let mut readers = Vec::new();
+        for f in &args.files {
+            readers.push(capture::FileReader::open(f)?);
+            info!(file = %f.display(), "reading");
+        }
+        Box::new(FilesThenIdle(FileSource::new(
+            readers,
+            Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        )))
+    };
     // Everything that may need privileges is opened before they are dropped: the captures,
     // the output files, and the metrics socket (which may be a low port).
     let metrics = Arc::new(Metrics::default());
@@ -279,7 +324,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         .transpose()?;
     drop_privileges(&cfg.run)?;
 
-    let next_filter = Arc::new(Mutex::new(None));
     let engine = cfg.engine();
     let decode =
         (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
@@ -293,10 +337,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             decode,
             analysis_shards: cfg.pipeline.analysis_shards,
         },
-        Box::new(LiveSources {
-            sources,
-            next_filter: next_filter.clone(),
-        }),
+        source,
         metrics.clone(),
     )?;
     let stop = pipeline.stop_handle();
