@@ -6,6 +6,8 @@
 #
 # usage: bench/live.sh CAPTURE EXPECTED_TRANSACTIONS [RATES_MBPS] [WORKERS]
 #   e.g. bench/live.sh ../perf/keepalive.pcap 700059 "250 500 1000 2000 topspeed" "1 2"
+# OUTPUT=stalled writes the records to a pipe nobody reads (isolation: the output accepts
+# nothing; capture and the transaction count must not change).
 # Needs root, iproute2, tcpreplay (apt-get install tcpreplay). Only the namespaces it creates
 # carry traffic; they are removed on exit.
 set -euo pipefail
@@ -46,9 +48,13 @@ user = ""
 allow_root = true
 shutdown_deadline_secs = 30
 [output]
-transactions = "/dev/null"
+transactions = "$([ "${OUTPUT:-}" = stalled ] && echo - || echo /dev/null)"
 CFG
-    ip netns exec $A "$BIN" run -c "$TMP/s.toml" 2>"$TMP/log" & MPID=$!
+    if [ "${OUTPUT:-}" = stalled ]; then
+      ip netns exec $A "$BIN" run -c "$TMP/s.toml" 2>"$TMP/log" > >(sleep 100000) & MPID=$!
+    else
+      ip netns exec $A "$BIN" run -c "$TMP/s.toml" 2>"$TMP/log" & MPID=$!
+    fi
     for _ in $(seq 50); do metric mirador_packets_total >/dev/null 2>&1 && break; sleep 0.1; done
     if [ "$r" = topspeed ]; then speed=(--topspeed); else speed=(--mbps="$r"); fi
     out=$(ip netns exec $B tcpreplay -q -i veth-live-b "${speed[@]}" "$CAP" 2>&1 | tr '\n' ' ')
