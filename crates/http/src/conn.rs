@@ -602,10 +602,7 @@ impl Connection {
                 start,
                 bare_lf,
             } => {
-                let mut anomalies = std::mem::take(&mut self.halves[dir.index()].carry);
-                if bare_lf {
-                    anomalies.insert(HttpAnomaly::BareLf);
-                }
+                let anomalies = self.take_carry(dir, bare_lf);
                 match head {
                     ParsedHead::Request(h) => self.on_request_parsed(
                         cfg,
@@ -695,6 +692,16 @@ impl Connection {
         }
     }
 
+    /// The anomalies carried for the next message of `dir` (gaps, junk, reassembly), with
+    /// the bare-LF flag of its head.
+    fn take_carry(&mut self, dir: Direction, bare_lf: bool) -> Anomalies {
+        let mut a = std::mem::take(&mut self.halves[dir.index()].carry);
+        if bare_lf {
+            a.insert(HttpAnomaly::BareLf);
+        }
+        a
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn on_request_head(
         &mut self,
@@ -708,11 +715,7 @@ impl Connection {
         stats: &mut HttpStats,
         out: &mut dyn Emit,
     ) {
-        let hi = dir.index();
-        let mut anomalies = std::mem::take(&mut self.halves[hi].carry);
-        if bare_lf {
-            anomalies.insert(HttpAnomaly::BareLf);
-        }
+        let mut anomalies = self.take_carry(dir, bare_lf);
         let head_len = bytes.len() as u64;
         let parsed = head::parse_request(bytes, cfg.max_headers, &mut anomalies);
         self.on_request_parsed(
@@ -862,11 +865,7 @@ impl Connection {
         stats: &mut HttpStats,
         out: &mut dyn Emit,
     ) {
-        let hi = dir.index();
-        let mut anomalies = std::mem::take(&mut self.halves[hi].carry);
-        if bare_lf {
-            anomalies.insert(HttpAnomaly::BareLf);
-        }
+        let mut anomalies = self.take_carry(dir, bare_lf);
         let head_len = bytes.len() as u64;
         let parsed = head::parse_response(bytes, cfg.max_headers, &mut anomalies);
         self.on_response_parsed(

@@ -427,17 +427,14 @@ fn worker_loop(
         for r in out.iter_mut() {
             r.origin = id;
         }
+        let message = |records| WorkerOut {
+            sent: Instant::now(),
+            origin: id,
+            records,
+            watermark,
+        };
         if shards == 1 {
-            let records = std::mem::take(out);
-            offer(
-                WorkerOut {
-                    sent: Instant::now(),
-                    origin: id,
-                    records,
-                    watermark,
-                },
-                0,
-            );
+            offer(message(std::mem::take(out)), 0);
             return;
         }
         // Each client's transactions go to one shard, whichever worker parsed them.
@@ -447,15 +444,7 @@ fn worker_loop(
         }
         for (shard, records) in per.into_iter().enumerate() {
             if !records.is_empty() {
-                offer(
-                    WorkerOut {
-                        sent: Instant::now(),
-                        origin: id,
-                        records,
-                        watermark,
-                    },
-                    shard,
-                );
+                offer(message(records), shard);
             }
         }
     };

@@ -106,6 +106,16 @@ fn flow_members(flow: &FlowIds) -> Box<[u8]> {
     buf[1..buf.len() - 1].into()
 }
 
+/// Sizes and mime type of one side; a side never seen carried no bytes.
+fn message_fields(q: &mut Obj<'_>, side: Option<(&Head, &http::Body)>) {
+    let (bytes, body) = side.map_or((0, 0), |(_, b)| (b.wire_len, b.len));
+    q.uint("bytes", bytes);
+    q.obj("body", |b| b.uint("bytes", body));
+    if let Some(m) = side.and_then(|(h, _)| mime(h)) {
+        q.str("mime_type", m);
+    }
+}
+
 /// Appends one transaction record and a newline.
 pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
     let tx: &Transaction = &rec.tx;
@@ -133,35 +143,17 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
         }
         // A side that was never seen carried no bytes: its counters are 0 (as Zeek logs them),
         // and `mirador.anomalies` says why (`missing_response`, `unsolicited_response`).
-        h.obj("request", |q| match req {
-            Some(r) => {
+        h.obj("request", |q| {
+            if let Some(r) = req {
                 q.str("method", r.method());
-                q.uint("bytes", r.body.wire_len);
-                q.obj("body", |b| b.uint("bytes", r.body.len));
-                if let Some(m) = mime(&r.head) {
-                    q.str("mime_type", m);
-                }
             }
-            None => {
-                q.uint("bytes", 0);
-                q.obj("body", |b| b.uint("bytes", 0));
-            }
+            message_fields(q, req.map(|r| (&r.head, &r.body)));
         });
-        h.obj("response", |q| match resp {
-            Some(r) => {
-                if r.status != 0 {
-                    q.uint("status_code", r.status as u64);
-                }
-                q.uint("bytes", r.body.wire_len);
-                q.obj("body", |b| b.uint("bytes", r.body.len));
-                if let Some(m) = mime(&r.head) {
-                    q.str("mime_type", m);
-                }
+        h.obj("response", |q| {
+            if let Some(r) = resp.filter(|r| r.status != 0) {
+                q.uint("status_code", r.status as u64);
             }
-            None => {
-                q.uint("bytes", 0);
-                q.obj("body", |b| b.uint("bytes", 0));
-            }
+            message_fields(q, resp.map(|r| (&r.head, &r.body)));
         });
     });
     if let Some(r) = req {
