@@ -56,7 +56,7 @@ impl Shape {
             Shape::Date => "date",
             Shape::Email => "email",
             Shape::Token => "token",
-            Shape::Code => "code",
+            Shape::Code => "sku",
             Shape::Word => "name",
             Shape::Other => "param",
         }
