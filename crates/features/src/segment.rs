@@ -46,6 +46,20 @@ pub enum Evidence {
 }
 
 impl Shape {
+    /// Every shape, most specific first; `shape as usize` is its index here.
+    pub const ALL: [Shape; 10] = [
+        Shape::Integer,
+        Shape::Uuid,
+        Shape::Hash,
+        Shape::Hex,
+        Shape::Date,
+        Shape::Email,
+        Shape::Token,
+        Shape::Code,
+        Shape::Word,
+        Shape::Other,
+    ];
+
     /// The placeholder name a template uses for this shape, without braces.
     pub fn placeholder(self) -> &'static str {
         match self {
@@ -319,18 +333,8 @@ mod tests {
 
     #[test]
     fn placeholders_are_distinct_per_shape() {
-        let shapes = [
-            Shape::Integer,
-            Shape::Uuid,
-            Shape::Hash,
-            Shape::Hex,
-            Shape::Date,
-            Shape::Email,
-            Shape::Token,
-            Shape::Code,
-            Shape::Word,
-            Shape::Other,
-        ];
+        let shapes = Shape::ALL;
+        assert!(shapes.iter().enumerate().all(|(i, s)| *s as usize == i));
         let mut names: Vec<_> = shapes.iter().map(|s| s.placeholder()).collect();
         names.sort_unstable();
         names.dedup();

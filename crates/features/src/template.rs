@@ -36,35 +36,7 @@ impl Default for TemplateLimits {
     }
 }
 
-const SHAPES: usize = 10;
-
-fn shape_index(shape: Shape) -> usize {
-    match shape {
-        Shape::Integer => 0,
-        Shape::Uuid => 1,
-        Shape::Hash => 2,
-        Shape::Hex => 3,
-        Shape::Date => 4,
-        Shape::Email => 5,
-        Shape::Token => 6,
-        Shape::Code => 7,
-        Shape::Word => 8,
-        Shape::Other => 9,
-    }
-}
-
-const SHAPE_ORDER: [Shape; SHAPES] = [
-    Shape::Integer,
-    Shape::Uuid,
-    Shape::Hash,
-    Shape::Hex,
-    Shape::Date,
-    Shape::Email,
-    Shape::Token,
-    Shape::Code,
-    Shape::Word,
-    Shape::Other,
-];
+const SHAPES: usize = Shape::ALL.len();
 
 type NodeId = u32;
 
@@ -98,7 +70,7 @@ impl Node {
         if self.shapes[best] == 0 {
             return Shape::Other.placeholder();
         }
-        SHAPE_ORDER[best].placeholder()
+        Shape::ALL[best].placeholder()
     }
 }
 
@@ -179,13 +151,13 @@ impl PathTree {
         let segments = path.strip_prefix('/').unwrap_or(path);
         for (depth, segment) in segments.split('/').enumerate() {
             template.push('/');
+            let (stem, ext) = split_extension(segment);
             let found = node
                 .filter(|_| depth < MAX_DEPTH)
-                .and_then(|n| self.route(n, segment))
-                .map(|(child, text, _)| (child, text));
+                .and_then(|n| self.route(n, segment, ext, classify(stem)));
             match found {
-                Some((child, text)) => {
-                    template.push_str(&text);
+                Some((child, is_param)) => {
+                    template.push_str(&self.segment_text(child, is_param, segment, ext));
                     node = Some(child);
                 }
                 None => {
@@ -224,39 +196,56 @@ impl PathTree {
     }
 
     /// Where a segment goes from `node` as learnt so far: its literal child, or the parameter
-    /// child that takes values of its shape.
-    fn route(&self, node: NodeId, segment: &str) -> Option<(NodeId, String, bool)> {
+    /// child that takes values of its shape (`ext` and `shape` are the segment's). The bool says
+    /// which: true for the parameter.
+    fn route(
+        &self,
+        node: NodeId,
+        segment: &str,
+        ext: Option<&str>,
+        shape: Shape,
+    ) -> Option<(NodeId, bool)> {
         let here = &self.nodes[node as usize];
         if let Ok(i) = here.literals.binary_search_by(|(k, _)| (**k).cmp(segment)) {
-            return Some((here.literals[i].1, segment.to_string(), false));
+            return Some((here.literals[i].1, false));
         }
-        if segment.is_empty() {
+        // A parameter made of identifiers does not swallow `/users/me` or `/users/search`, and
+        // an empty segment is structure, never a value.
+        if segment.is_empty() || (shape == Shape::Word && !here.words_promoted) {
             return None;
         }
-        let (stem, ext) = split_extension(segment);
         let child = here.params.iter().find(|(e, _)| e.as_deref() == ext)?.1;
-        // A parameter made of identifiers does not swallow `/users/me` or `/users/search`.
-        if classify(stem) == Shape::Word && !here.words_promoted {
-            return None;
+        Some((child, true))
+    }
+
+    fn segment_text(
+        &self,
+        node: NodeId,
+        is_param: bool,
+        segment: &str,
+        ext: Option<&str>,
+    ) -> String {
+        if is_param {
+            label(self.nodes[node as usize].placeholder(), ext)
+        } else {
+            segment.to_string()
         }
-        let text = label(self.nodes[child as usize].placeholder(), ext);
-        Some((child, text, true))
     }
 
     fn step(&mut self, node: NodeId, segment: &str) -> Option<(NodeId, String)> {
         let (stem, ext) = split_extension(segment);
         let shape = classify(stem);
-        if let Some((child, text, is_param)) = self.route(node, segment) {
+        if let Some((child, is_param)) = self.route(node, segment, ext, shape) {
             if !is_param {
-                return Some((child, text));
+                return Some((child, segment.to_string()));
             }
             let node = &mut self.nodes[child as usize];
-            node.shapes[shape_index(shape)] += 1;
+            node.shapes[shape as usize] += 1;
             return Some((child, label(node.placeholder(), ext)));
         }
         if shape.evidence() == Evidence::Strong {
             let child = self.param_child(node, ext)?;
-            self.nodes[child as usize].shapes[shape_index(shape)] += 1;
+            self.nodes[child as usize].shapes[shape as usize] += 1;
             return Some((child, label(self.nodes[child as usize].placeholder(), ext)));
         }
         let child = self.alloc()?;
@@ -301,7 +290,7 @@ impl PathTree {
             let hits = self.subtree_hits(subtree);
             match self.param_child(node, ext) {
                 Some(target) => {
-                    self.nodes[target as usize].shapes[shape_index(shape)] +=
+                    self.nodes[target as usize].shapes[shape as usize] +=
                         u32::try_from(hits).unwrap_or(u32::MAX);
                     self.merge(subtree, target);
                 }
