@@ -1,8 +1,11 @@
 //! Endpoint templating and detection features (issue 4). Deterministic: no clock, no I/O.
 //!
-//! So far: [`segment`], the shape of one path segment (`123` is an integer, `{id}` in a
-//! template), and [`template`], which learns one host and method's templates from shape and
-//! cardinality. Per-host catalogues, overrides, confidence and features build on them.
+//! [`segment`] is the shape of one path segment (`123` is an integer, `{id}` in a template);
+//! [`template`] learns one host and method's templates from shape and cardinality;
+//! [`auth`] names the credential on a request and follows it by keyed hash;
+//! [`sensitive`] finds and redacts sensitive values.
 
+pub mod auth;
 pub mod segment;
+pub mod sensitive;
 pub mod template;

@@ -1,0 +1,1 @@
+//! Auth scheme and identity (being written).

@@ -1,0 +1,1 @@
+//! Sensitive data detection (being written).

@@ -1,0 +1,1 @@
+//! JSON body schema inference (being written).

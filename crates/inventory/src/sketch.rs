@@ -1,0 +1,1 @@
+//! Quantile sketch (being written).
