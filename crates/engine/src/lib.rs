@@ -53,6 +53,31 @@ pub struct TxRecord {
     pub order: Order,
     /// Which worker made it (set by the pipeline), so it can be freed there.
     pub origin: u16,
+    /// What the analysis stage learnt of it (route, identity, sensitive data), when it ran.
+    pub notes: Option<Box<Notes>>,
+}
+
+/// The analysis stage's findings on one transaction, written into its record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Notes {
+    /// `METHOD /template` (`mirador.route`); `None` for requests to no known route.
+    pub route: Option<Box<str>>,
+    /// Credentials seen, as keyed hashes (`mirador.identity`).
+    pub identity: Vec<IdentityNote>,
+    /// Kinds of sensitive data found in the transaction (`mirador.sensitive`).
+    pub sensitive: Vec<&'static str>,
+}
+
+/// One credential as it may leave the sensor: its scheme, where it was, and keyed hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityNote {
+    pub scheme: &'static str,
+    pub location: &'static str,
+    pub name: Box<str>,
+    /// Keyed hash of the secret itself.
+    pub credential: String,
+    /// Keyed hash of who it names (JWT issuer and subject, Basic user), surviving rotation.
+    pub subject: Option<String>,
 }
 
 /// Emission order independent of how flows are spread over workers: the global sequence
@@ -148,6 +173,7 @@ fn with_emit<R>(
             .get_or_insert_with(|| flow_ids(meta, tx.client_is_orig))
             .clone();
         out.push(TxRecord {
+            notes: None,
             flow,
             tx,
             order: *order,

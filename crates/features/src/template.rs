@@ -74,6 +74,46 @@ impl Node {
     }
 }
 
+/// A learnt template and why its parameters are parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learnt {
+    pub template: String,
+    /// Paths that ended at this template.
+    pub hits: u64,
+    pub params: Vec<ParamEvidence>,
+}
+
+/// The evidence behind one parameter of a template.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamEvidence {
+    /// 0-based segment position in the path.
+    pub position: usize,
+    /// The dominant shape of its values (names the placeholder).
+    pub shape: Shape,
+    /// Share of the values that had that shape.
+    pub share: f64,
+    /// Values seen at the position.
+    pub values: u64,
+    /// Made a parameter because the position had too many distinct values, not by shape alone.
+    pub by_cardinality: bool,
+}
+
+impl Learnt {
+    /// How sure the template is, in [0, 1]: each parameter's dominant-shape share, weighted by
+    /// how strongly that shape marks an identifier, times how much support the template has.
+    pub fn confidence(&self) -> f64 {
+        let support = 1.0 - 0.5f64.powf(self.hits as f64 / 4.0);
+        self.params.iter().fold(support, |c, p| {
+            let weight = match p.shape.evidence() {
+                Evidence::Strong => 1.0,
+                Evidence::Likely => 0.9,
+                Evidence::Weak => 0.8,
+            };
+            c * weight * p.share
+        })
+    }
+}
+
 /// The learnt templates of one host and method.
 #[derive(Debug)]
 pub struct PathTree {
@@ -167,6 +207,59 @@ impl PathTree {
             }
         }
         template
+    }
+
+    /// The learnt template a path falls under, with the evidence for each of its parameters;
+    /// `None` when no learnt path ends there (an unknown route: a probe, a typo, a scan).
+    pub fn lookup(&self, path: &str) -> Option<Learnt> {
+        let mut node: NodeId = 0;
+        let mut template = String::with_capacity(path.len());
+        let mut params = Vec::new();
+        let segments = path.strip_prefix('/').unwrap_or(path);
+        for (depth, segment) in segments.split('/').enumerate() {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            let (stem, ext) = split_extension(segment);
+            let (child, is_param) = self.route(node, segment, ext, classify(stem))?;
+            template.push('/');
+            template.push_str(&self.segment_text(child, is_param, segment, ext));
+            if is_param {
+                params.push(self.param_evidence(child, depth));
+            }
+            node = child;
+        }
+        let hits = self.nodes[node as usize].hits;
+        (hits > 0).then_some(Learnt {
+            template,
+            hits,
+            params,
+        })
+    }
+
+    fn param_evidence(&self, id: NodeId, position: usize) -> ParamEvidence {
+        let node = &self.nodes[id as usize];
+        let values: u64 = node.shapes.iter().map(|&n| u64::from(n)).sum();
+        let (best, count) = node
+            .shapes
+            .iter()
+            .enumerate()
+            .fold((0, 0u32), |b, (i, &n)| if n > b.1 { (i, n) } else { b });
+        ParamEvidence {
+            position,
+            shape: if count == 0 {
+                Shape::Other
+            } else {
+                Shape::ALL[best]
+            },
+            share: if values == 0 {
+                0.0
+            } else {
+                f64::from(count) / values as f64
+            },
+            values,
+            by_cardinality: node.words_promoted || Shape::ALL[best].evidence() != Evidence::Strong,
+        }
     }
 
     /// Every learnt template that some path ended at, with its hit count, sorted.
@@ -415,6 +508,51 @@ mod tests {
             tree.observe(p);
         }
         tree
+    }
+
+    #[test]
+    fn lookup_knows_learnt_routes_only() {
+        let mut tree = PathTree::new(TemplateLimits::default());
+        for i in 0..20 {
+            tree.observe(&format!("/users/{i}/orders"));
+        }
+        tree.observe("/health");
+        let learnt = tree.lookup("/users/999/orders").expect("learnt route");
+        assert_eq!(learnt.template, "/users/{id}/orders");
+        assert_eq!(learnt.hits, 20);
+        assert_eq!(learnt.params.len(), 1);
+        assert_eq!(learnt.params[0].position, 1);
+        assert_eq!(learnt.params[0].shape, Shape::Integer);
+        assert!(!learnt.params[0].by_cardinality);
+        assert!((learnt.params[0].share - 1.0).abs() < 1e-9);
+        assert!(learnt.confidence() > 0.95, "{}", learnt.confidence());
+        // A prefix of a route, an unknown branch and a probe are not routes.
+        assert!(tree.lookup("/users/999").is_none());
+        assert!(tree.lookup("/wp-admin/setup.php").is_none());
+        assert!(tree.lookup("/health/x").is_none());
+        let health = tree.lookup("/health").expect("literal route");
+        assert!(health.params.is_empty());
+        assert!(health.confidence() < learnt.confidence());
+    }
+
+    #[test]
+    fn confidence_drops_with_mixed_shapes() {
+        let mut tree = PathTree::new(TemplateLimits::default());
+        for i in 0..40 {
+            tree.observe(&format!("/files/{}", 1000 + i));
+        }
+        let pure = tree.lookup("/files/1").map(|l| l.confidence());
+        let mut mixed = PathTree::new(TemplateLimits::default());
+        for i in 0..40 {
+            if i % 2 == 0 {
+                mixed.observe(&format!("/files/{}", 1000 + i));
+            } else {
+                mixed.observe(&format!("/files/ab{i:02}cd-x{i}"));
+            }
+        }
+        let impure = mixed.lookup("/files/1").expect("learnt");
+        assert!(impure.params[0].share < 0.9);
+        assert!(impure.confidence() < pure.unwrap_or(0.0));
     }
 
     fn names(tree: &PathTree) -> Vec<String> {

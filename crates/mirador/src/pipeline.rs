@@ -734,6 +734,7 @@ mod tests {
                 tx,
                 order: Order::default(),
                 origin: 0,
+                notes: None,
             }
         };
         let mut used = std::collections::HashSet::new();

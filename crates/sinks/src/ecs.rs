@@ -193,6 +193,41 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
             }
             a.push(b']');
         }
+        if let Some(notes) = &rec.notes {
+            if let Some(route) = &notes.route {
+                m.str("route", route.as_bytes());
+            }
+            if !notes.identity.is_empty() {
+                let a = m.key("identity");
+                a.push(b'[');
+                for (i, id) in notes.identity.iter().enumerate() {
+                    if i > 0 {
+                        a.push(b',');
+                    }
+                    let mut e = Obj::new(a);
+                    e.str("scheme", id.scheme.as_bytes());
+                    e.str("location", id.location.as_bytes());
+                    e.str("name", id.name.as_bytes());
+                    e.str("credential", id.credential.as_bytes());
+                    if let Some(s) = &id.subject {
+                        e.str("subject", s.as_bytes());
+                    }
+                    e.end();
+                }
+                a.push(b']');
+            }
+            if !notes.sensitive.is_empty() {
+                let a = m.key("sensitive");
+                a.push(b'[');
+                for (i, k) in notes.sensitive.iter().enumerate() {
+                    if i > 0 {
+                        a.push(b',');
+                    }
+                    json::string(a, k.as_bytes());
+                }
+                a.push(b']');
+            }
+        }
     });
     o.end();
     out.push(b'\n');
@@ -250,6 +285,7 @@ mod tests {
                 tx: txs.remove(0),
                 order: Default::default(),
                 origin: 0,
+                notes: None,
             },
         );
         assert_eq!(out.last(), Some(&b'\n'));
