@@ -92,6 +92,11 @@ fn each_bad_value_names_the_key_and_the_fix() {
         ("[metrics]\nlisten = \"9108\"\n", "metrics.listen: \"9108\" is not an address:port; use e.g. \"127.0.0.1:9108\" or \"[::1]:9108\", or \"\" to disable metrics"),
         ("[log]\nlevel = \"warning\"\n", "log.level: \"warning\" is not a level; use one of \"error\", \"warn\", \"info\", \"debug\", \"trace\""),
         ("[flow]\nmax_flows = 0\n", "flow.max_flows: must be at least 1"),
+        ("[inventory]\nforce_templates = [\"users/{id}\"]\n", "inventory.force_templates: \"users/{id}\": template \"users/{id}\" must start with '/'"),
+        ("[inventory]\nforbid_templates = [\"a b c d\"]\n", "inventory.forbid_templates: \"a b c d\" is not \"[HOST] [METHOD] /template\""),
+        ("[inventory]\nforce_templates = [\"/x/{id\"]\n", "inventory.force_templates: \"/x/{id\": template \"/x/{id\" has an unclosed '{' in \"{id\""),
+        ("[inventory]\nword_fanout = 1\n", "inventory.word_fanout: must be between 2 and 100000"),
+        ("[inventory]\nexport_path = \"-\"\n", "inventory.export_path: must be a file path (the inventory is rewritten whole each time), not \"-\""),
     ];
     for (text, message) in cases {
         assert_refused(text, message);
@@ -213,6 +218,26 @@ max_pending = 16
 workers = 4
 queue_batches = 128
 analysis_shards = 2
+
+[inventory]
+enabled = true
+identity_key = "s3cret"
+max_hosts = 16
+max_endpoints = 500
+max_nodes = 1024
+word_fanout = 32
+code_fanout = 4
+force_templates = ["api.example.com GET /api/{{version}}/items", "/files/{{name}}.json"]
+forbid_templates = ["*.example.com /years/{{year}}"]
+api_key_headers = ["x-company-key"]
+api_key_params = ["k"]
+session_cookies = ["*_sid"]
+bodies_in_full = 64
+body_sample_every = 4
+spec = ""
+export_path = "{o}/inventory.json"
+export_interval_secs = 60
+export_format = "openapi-yaml"
 
 [output]
 transactions = "{o}/tx.json"

@@ -3,9 +3,13 @@
 //! [`segment`] is the shape of one path segment (`123` is an integer, `{id}` in a template);
 //! [`template`] learns one host and method's templates from shape and cardinality;
 //! [`auth`] names the credential on a request and follows it by keyed hash;
-//! [`sensitive`] finds and redacts sensitive values.
+//! [`sensitive`] finds and redacts sensitive values;
+//! [`tx`] turns one transaction into a fixed feature array;
+//! [`entity`] follows clients, identities, endpoints and networks at several time scales.
 
 pub mod auth;
+pub mod entity;
 pub mod segment;
 pub mod sensitive;
 pub mod template;
+pub mod tx;

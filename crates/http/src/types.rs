@@ -216,6 +216,21 @@ pub struct Body {
 }
 
 impl Body {
+    /// Undoes the content coding into a new buffer, bounded like [`Transaction::decode_bodies`],
+    /// without touching the body or its transaction (for stages that look at a sample).
+    /// `None` when there is no coding to undo or it failed.
+    pub fn decode_copy(
+        &self,
+        keep_bytes: usize,
+        max_decompressed_bytes: u64,
+        decoders: &mut crate::Decoders,
+    ) -> Option<Decoded> {
+        if self.decoded.is_some() {
+            return None;
+        }
+        crate::decode::decode(self, keep_bytes, max_decompressed_bytes, decoders).0
+    }
+
     /// The content as the application sees it: decoded when a coding was undone, else raw.
     pub fn content(&self) -> &[u8] {
         match &self.decoded {

@@ -80,9 +80,9 @@ impl Rule {
         let mut segments = Vec::new();
         for seg in body.split('/') {
             if let Some(inner) = seg.strip_prefix('{') {
-                let (name, rest) = inner
-                    .split_once('}')
-                    .ok_or_else(|| format!("template {template:?}: unclosed '{{' in {seg:?}"))?;
+                let (name, rest) = inner.split_once('}').ok_or_else(|| {
+                    format!("template {template:?} has an unclosed '{{' in {seg:?}")
+                })?;
                 if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 {
                     return Err(format!(
@@ -361,7 +361,10 @@ mod tests {
         let mut cat = Catalogue::new(CatalogueLimits::default(), vec![]);
         let ids: Vec<String> = (0..10).map(|i| format!("/users/{i}")).collect();
         learn_all(&mut cat, "a.test", "GET", &ids);
-        assert_eq!(cat.route("a.test", "GET", "/users/77", false).template, "/users/{id}");
+        assert_eq!(
+            cat.route("a.test", "GET", "/users/77", false).template,
+            "/users/{id}"
+        );
         assert!(matches!(
             cat.route("a.test", "GET", "/users/77", false).source,
             RouteSource::Learnt(Some(_))
@@ -377,7 +380,13 @@ mod tests {
 
     #[test]
     fn force_rule_wins_over_learning() {
-        let rule = Rule::new(RuleAction::Force, "*.shop.test", None, "/api/{version}/items").unwrap();
+        let rule = Rule::new(
+            RuleAction::Force,
+            "*.shop.test",
+            None,
+            "/api/{version}/items",
+        )
+        .unwrap();
         let mut cat = Catalogue::new(CatalogueLimits::default(), vec![rule]);
         for v in ["v1", "v2"] {
             let r = cat.route("api.shop.test", "GET", &format!("/api/{v}/items"), true);
@@ -399,8 +408,14 @@ mod tests {
         let years: Vec<String> = (1990..2030).map(|y| format!("/years/{y}")).collect();
         learn_all(&mut cat, "h", "GET", &years);
         learn_all(&mut cat, "h", "POST", &years);
-        assert_eq!(cat.route("h", "GET", "/years/2001", false).template, "/years/2001");
-        assert_eq!(cat.route("h", "POST", "/years/2001", false).template, "/years/{id}");
+        assert_eq!(
+            cat.route("h", "GET", "/years/2001", false).template,
+            "/years/2001"
+        );
+        assert_eq!(
+            cat.route("h", "POST", "/years/2001", false).template,
+            "/years/{id}"
+        );
     }
 
     #[test]

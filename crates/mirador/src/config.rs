@@ -43,6 +43,7 @@ pub struct Config {
     pub flow: FlowSection,
     pub http: HttpSection,
     pub pipeline: PipelineSection,
+    pub inventory: InventorySection,
     pub output: OutputSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
@@ -197,6 +198,95 @@ impl Default for PipelineSection {
             analysis_shards: 1,
         }
     }
+}
+
+/// The API inventory: endpoint templates, parameters, schemas, auth, sensitive data.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventorySection {
+    pub enabled: bool,
+    /// Key of the keyed hashes that stand for credentials (`mirador.identity`).
+    pub identity_key: String,
+    pub max_hosts: usize,
+    pub max_endpoints: usize,
+    /// Path-tree nodes per host and method.
+    pub max_nodes: usize,
+    /// Distinct words at one path position before it is a parameter.
+    pub word_fanout: usize,
+    /// Distinct codes (letters and digits) at one path position before it is a parameter.
+    pub code_fanout: usize,
+    /// `[HOST] [METHOD] /template` rules that map matching paths to the template.
+    pub force_templates: Vec<String>,
+    /// `[HOST] [METHOD] /template` rules whose parameters must stay literal.
+    pub forbid_templates: Vec<String>,
+    /// Header names that carry API keys, added to the built-in ones.
+    pub api_key_headers: Vec<String>,
+    pub api_key_params: Vec<String>,
+    pub session_cookies: Vec<String>,
+    /// Bodies per endpoint and direction parsed in full, then one in `body_sample_every`.
+    pub bodies_in_full: u64,
+    pub body_sample_every: u64,
+    /// Reference OpenAPI spec (YAML or JSON) to mark operations shadow, zombie or unused.
+    pub spec: String,
+    /// Where `mirador run` writes the inventory every `export_interval_secs`; "" for nowhere.
+    pub export_path: String,
+    pub export_interval_secs: u64,
+    pub export_format: ExportFormat,
+}
+
+impl Default for InventorySection {
+    fn default() -> Self {
+        let i = inventory::InventoryConfig::default();
+        InventorySection {
+            enabled: true,
+            identity_key: String::new(),
+            max_hosts: i.catalogue.max_hosts,
+            max_endpoints: i.max_endpoints,
+            max_nodes: i.catalogue.tree.max_nodes,
+            word_fanout: i.catalogue.tree.word_fanout,
+            code_fanout: i.catalogue.tree.code_fanout,
+            force_templates: Vec::new(),
+            forbid_templates: Vec::new(),
+            api_key_headers: Vec::new(),
+            api_key_params: Vec::new(),
+            session_cookies: Vec::new(),
+            bodies_in_full: i.bodies_in_full,
+            body_sample_every: i.body_sample_every,
+            spec: String::new(),
+            export_path: String::new(),
+            export_interval_secs: 300,
+            export_format: ExportFormat::OpenapiJson,
+        }
+    }
+}
+
+/// How the inventory is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExportFormat {
+    #[default]
+    OpenapiJson,
+    OpenapiYaml,
+}
+
+const EXPORT_FORMATS: &[&str] = &["openapi-json", "openapi-yaml"];
+
+/// Parses `[HOST] [METHOD] /template`: a host (`*`, `name`, `*.suffix`) and a method are
+/// optional, in that order.
+pub fn parse_rule(
+    action: inventory::catalogue::RuleAction,
+    text: &str,
+) -> std::result::Result<inventory::catalogue::Rule, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (host, method, template) = match words.as_slice() {
+        [t] => ("*", None, *t),
+        [a, t] if a.bytes().all(|b| b.is_ascii_uppercase()) => ("*", Some(*a), *t),
+        [h, t] => (*h, None, *t),
+        [h, m, t] => (*h, Some(*m), *t),
+        _ => return Err(format!("\"{text}\" is not \"[HOST] [METHOD] /template\"")),
+    };
+    inventory::catalogue::Rule::new(action, host, method, template)
+        .map_err(|e| format!("\"{text}\": {e}"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -368,6 +458,29 @@ const SCHEMA: &[SectionSchema] = &[
             ("workers", USIZE),
             ("queue_batches", USIZE),
             ("analysis_shards", USIZE),
+        ],
+    ),
+    (
+        "inventory",
+        &[
+            ("enabled", BOOL),
+            ("identity_key", STR),
+            ("max_hosts", USIZE),
+            ("max_endpoints", USIZE),
+            ("max_nodes", USIZE),
+            ("word_fanout", USIZE),
+            ("code_fanout", USIZE),
+            ("force_templates", Kind::StrList),
+            ("forbid_templates", Kind::StrList),
+            ("api_key_headers", Kind::StrList),
+            ("api_key_params", Kind::StrList),
+            ("session_cookies", Kind::StrList),
+            ("bodies_in_full", U64),
+            ("body_sample_every", U64),
+            ("spec", STR),
+            ("export_path", STR),
+            ("export_interval_secs", U64),
+            ("export_format", Kind::Enum(EXPORT_FORMATS)),
         ],
     ),
     ("output", &[("transactions", STR), ("alerts", STR)]),
@@ -1081,6 +1194,49 @@ impl Config {
         in_range(p.queue_batches, 1, 65_536, "pipeline.queue_batches")?;
         in_range(p.analysis_shards, 1, 64, "pipeline.analysis_shards")?;
 
+        let i = &self.inventory;
+        in_range(i.max_hosts, 1, 1_000_000, "inventory.max_hosts")?;
+        in_range(i.max_endpoints, 1, 10_000_000, "inventory.max_endpoints")?;
+        in_range(i.max_nodes, 16, 10_000_000, "inventory.max_nodes")?;
+        in_range(i.word_fanout, 2, 100_000, "inventory.word_fanout")?;
+        in_range(i.code_fanout, 1, 100_000, "inventory.code_fanout")?;
+        in_range(
+            i.body_sample_every,
+            1,
+            1_000_000,
+            "inventory.body_sample_every",
+        )?;
+        for (key, action, rules) in [
+            (
+                "inventory.force_templates",
+                inventory::catalogue::RuleAction::Force,
+                &i.force_templates,
+            ),
+            (
+                "inventory.forbid_templates",
+                inventory::catalogue::RuleAction::Forbid,
+                &i.forbid_templates,
+            ),
+        ] {
+            for r in rules {
+                if let Err(e) = parse_rule(action, r) {
+                    check(false, key, e)?;
+                }
+            }
+        }
+        in_range(
+            i.export_interval_secs,
+            1,
+            86_400,
+            "inventory.export_interval_secs",
+        )?;
+        check_output_path("inventory.export_path", &i.export_path)?;
+        check(
+            i.export_path != "-",
+            "inventory.export_path",
+            "must be a file path (the inventory is rewritten whole each time), not \"-\"",
+        )?;
+
         let o = &self.output;
         check_output_path("output.transactions", &o.transactions)?;
         check_output_path("output.alerts", &o.alerts)?;
@@ -1162,6 +1318,44 @@ impl Config {
                 max_pending: self.http.max_pending,
             },
         }
+    }
+
+    /// The inventory's configuration, rules compiled (run [`validate`](Self::validate) first:
+    /// a rule that does not compile is left out here).
+    pub fn inventory(&self) -> inventory::InventoryConfig {
+        use inventory::catalogue::RuleAction;
+        let i = &self.inventory;
+        let mut c = inventory::InventoryConfig::default();
+        c.catalogue.max_hosts = i.max_hosts;
+        c.catalogue.tree.max_nodes = i.max_nodes;
+        c.catalogue.tree.word_fanout = i.word_fanout;
+        c.catalogue.tree.code_fanout = i.code_fanout;
+        c.max_endpoints = i.max_endpoints;
+        c.rules = i
+            .force_templates
+            .iter()
+            .filter_map(|r| parse_rule(RuleAction::Force, r).ok())
+            .chain(
+                i.forbid_templates
+                    .iter()
+                    .filter_map(|r| parse_rule(RuleAction::Forbid, r).ok()),
+            )
+            .collect();
+        c.auth
+            .api_key_headers
+            .extend(i.api_key_headers.iter().cloned());
+        c.auth
+            .api_key_params
+            .extend(i.api_key_params.iter().cloned());
+        c.auth
+            .session_cookies
+            .extend(i.session_cookies.iter().cloned());
+        c.identity_key = i.identity_key.as_bytes().to_vec();
+        c.bodies_in_full = i.bodies_in_full;
+        c.body_sample_every = i.body_sample_every;
+        c.decode_keep_bytes = self.http.body_keep_bytes;
+        c.decode_max_bytes = self.http.max_decompressed_bytes;
+        c
     }
 
     pub fn transactions_path(&self) -> Option<PathBuf> {
@@ -1402,7 +1596,7 @@ mod tests {
         assert_eq!(
             msg,
             "zzz: unknown section; the sections are capture, decode, flow, http, pipeline, \
-             output, metrics, log, run (line 1)"
+             inventory, output, metrics, log, run (line 1)"
         );
         assert_eq!(
             err("max_flows = 5\n"),
@@ -1689,7 +1883,7 @@ mod tests {
             ),
             (
                 &[("MIRADOR_ZZZ__QQQ", "")],
-                "MIRADOR_ZZZ__QQQ: unknown section `zzz`; the sections are capture, decode, flow, http, pipeline, output, metrics, log, run",
+                "MIRADOR_ZZZ__QQQ: unknown section `zzz`; the sections are capture, decode, flow, http, pipeline, inventory, output, metrics, log, run",
             ),
             (
                 &[("MIRADOR_FLOW__MAX_FLOWS", "lots")],

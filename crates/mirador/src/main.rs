@@ -3,6 +3,7 @@
 
 mod config;
 mod delivery;
+mod inventory_cmd;
 mod metrics;
 mod output;
 mod pipeline;
@@ -39,6 +40,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Capture live on one or more interfaces until SIGTERM/SIGINT (SIGHUP reloads).
     Run(run::RunArgs),
+    /// Print the API seen in capture files as OpenAPI 3.1 (optionally against a reference spec).
+    Inventory(inventory_cmd::InventoryArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// The configuration file.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
+        Command::Inventory(args) => inventory_cmd::run(args),
         Command::CheckConfig { config } => {
             config::Config::load_with_env(Some(&config), std::env::vars())
                 .and_then(|c| {

@@ -43,6 +43,15 @@ impl RecordWriter {
         Ok(batch.len() as u64)
     }
 
+    /// Writes JSON values (alert records) one per line.
+    pub fn write_json_lines(&mut self, values: &[serde_json::Value]) -> Result<()> {
+        for v in values {
+            serde_json::to_writer(&mut self.buf, v)?;
+            self.buf.push(b'\n');
+        }
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> Result<()> {
         self.sink
             .write_all(&self.buf)

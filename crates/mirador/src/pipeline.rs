@@ -57,6 +57,8 @@ pub struct PipelineConfig {
     pub engine: EngineConfig,
     /// Undo content codings in the analysis stage with these limits.
     pub decode: Option<http::HttpConfig>,
+    /// The API inventory every analysis shard feeds (and annotates records from), if on.
+    pub inventory: Option<Arc<Mutex<inventory::Inventory>>>,
     /// Analysis shards keyed by client address (live only: replay merges into one order).
     pub analysis_shards: usize,
 }
@@ -235,7 +237,10 @@ impl Pipeline {
         let ordered = cfg.lossless;
         let mut analysis = Vec::with_capacity(shards);
         for (i, rx) in shard_rx.into_iter().enumerate() {
-            let decode = cfg.decode.clone();
+            let stage = Stage {
+                decode: cfg.decode.clone(),
+                inventory: cfg.inventory.clone(),
+            };
             let metrics = metrics.clone();
             let (out, recycle, free) = (
                 records_tx.clone(),
@@ -246,7 +251,7 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("mirador-analysis-{i}"))
                     .spawn(move || {
-                        analysis_loop(n, ordered, rx, out, recycle, free, decode, &metrics)
+                        analysis_loop(n, ordered, rx, out, recycle, free, stage, &metrics)
                     })?,
             );
         }
@@ -517,9 +522,11 @@ fn analysis_loop(
     out: Sender<RecordBatch>,
     recycle: Receiver<RecordBatch>,
     free: Vec<Sender<RecordBatch>>,
-    decode: Option<http::HttpConfig>,
+    stage: Stage,
     metrics: &Metrics,
 ) {
+    let decode = stage.decode;
+    let inventory = stage.inventory;
     let mut queues: Vec<std::collections::VecDeque<TxRecord>> =
         (0..workers).map(|_| Default::default()).collect();
     let mut marks = vec![Order::default(); workers];
@@ -555,6 +562,9 @@ fn analysis_loop(
                     rec.tx.decode_bodies_with(cfg, &mut decoders);
                 }
             }
+            if let Some(inv) = &inventory {
+                annotate(&mut msg.records, inv);
+            }
             metrics
                 .output_backlog
                 .store(out.len() as u64, Ordering::Relaxed);
@@ -587,6 +597,9 @@ fn analysis_loop(
             }
             batch.push(rec);
             if batch.len() >= 256 {
+                if let Some(inv) = &inventory {
+                    annotate(&mut batch, inv);
+                }
                 metrics
                     .output_backlog
                     .store(out.len() as u64, Ordering::Relaxed);
@@ -610,9 +623,28 @@ fn analysis_loop(
         batch.push(rec);
     }
     if !batch.is_empty() {
+        if let Some(inv) = &inventory {
+            annotate(&mut batch, inv);
+        }
         let _ = out.send(batch);
     }
     give_back(&recycle);
+}
+
+/// What the analysis stage does to each record besides ordering it.
+struct Stage {
+    decode: Option<http::HttpConfig>,
+    inventory: Option<Arc<Mutex<inventory::Inventory>>>,
+}
+
+/// Feeds a batch to the inventory (one lock per batch) and notes what it learnt on each record.
+fn annotate(batch: &mut [TxRecord], inventory: &Mutex<inventory::Inventory>) {
+    let mut inv = inventory.lock().unwrap_or_else(|e| e.into_inner());
+    for rec in batch.iter_mut() {
+        if let Some(a) = inv.observe(&rec.flow, &rec.tx) {
+            rec.notes = Some(Box::new(a.notes()));
+        }
+    }
 }
 
 /// Capture files read in order as one source.

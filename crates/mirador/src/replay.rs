@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -48,17 +48,43 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         None => Config::default(),
     };
     // Open every file first: a bad path fails before any output is written.
-    let mut readers = Vec::with_capacity(args.files.len());
-    for f in &args.files {
-        readers.push(FileReader::open(f)?);
-    }
+    let readers = open_all(&args.files)?;
     let out_path = args
         .transactions
         .clone()
         .or_else(|| cfg.transactions_path());
-    let mut writer = out_path.as_deref().map(RecordWriter::open).transpose()?;
+    let writer = out_path.as_deref().map(RecordWriter::open).transpose()?;
+    let inventory = cfg
+        .inventory
+        .enabled
+        .then(|| Arc::new(Mutex::new(inventory::Inventory::new(cfg.inventory()))));
+    process(
+        &cfg,
+        readers,
+        args.workers,
+        args.no_progress,
+        writer,
+        inventory,
+    )
+}
+
+/// Opens every capture file, so a bad path fails before any output is written.
+pub fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>> {
+    files.iter().map(|f| Ok(FileReader::open(f)?)).collect()
+}
+
+/// Runs capture files through the pipeline: records to `writer`, transactions into
+/// `inventory`, the summary on stderr.
+pub fn process(
+    cfg: &Config,
+    readers: Vec<FileReader>,
+    workers: Option<usize>,
+    no_progress: bool,
+    mut writer: Option<RecordWriter>,
+    inventory: Option<Arc<Mutex<inventory::Inventory>>>,
+) -> Result<()> {
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
-    let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+    let progress = (!no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total_len);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -77,12 +103,13 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
     let pipeline = Pipeline::start(
         PipelineConfig {
-            workers: args.workers.unwrap_or_else(|| cfg.worker_count()).max(1),
+            workers: workers.unwrap_or_else(|| cfg.worker_count()).max(1),
             queue_batches: QUEUE_BATCHES,
             lossless: true,
             batch_segments: BATCH_SEGMENTS,
             engine,
             decode,
+            inventory,
             analysis_shards: 1,
         },
         Box::new(FileSource::new(readers, read_bytes.clone())),

@@ -3,7 +3,7 @@
 //! with the reason and keeps the running one. Captures are opened first, then privileges are
 //! dropped; metrics and health are served on a small tokio runtime.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -213,10 +213,17 @@ fn drop_privileges(run: &RunSection) -> Result<()> {
 }
 
 /// Serves `/metrics` (Prometheus text) and `/healthz` on `addr` from its own thread.
+/// The inventory served at `/inventory`, with the reference spec it is compared with.
+type ServedInventory = (
+    Arc<Mutex<inventory::Inventory>>,
+    Option<Arc<inventory::spec::Spec>>,
+);
+
 fn start_metrics(
     addr: &str,
     metrics: Arc<Metrics>,
     healthy: Arc<AtomicBool>,
+    served: Option<ServedInventory>,
 ) -> Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| {
         format!("metrics.listen: cannot listen on {addr}; pick a free address or set it to \"\"")
@@ -240,6 +247,7 @@ fn start_metrics(
                 let Ok((mut conn, _)) = listener.accept().await else { continue };
                 let metrics = metrics.clone();
                 let healthy = healthy.clone();
+                let served = served.clone();
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     // Read until the request head is complete (it may come in pieces), within a
@@ -257,9 +265,19 @@ fn start_metrics(
                     let path = line.split(|&b| b == b' ').nth(1).unwrap_or(b"/");
                     let (status, body) = match path {
                         b"/metrics" => ("200 OK", metrics.render()),
+                        b"/inventory" => match &served {
+                            Some((inv, spec)) => {
+                                let doc = {
+                                    let mut inv = inv.lock().unwrap_or_else(|e| e.into_inner());
+                                    inventory::openapi::render(&mut inv, spec.as_deref())
+                                };
+                                ("200 OK", serde_json::to_string_pretty(&doc).unwrap_or_default())
+                            }
+                            None => ("404 Not Found", "the inventory is off (inventory.enabled = false)\n".to_string()),
+                        },
                         b"/healthz" if healthy.load(Ordering::Relaxed) => ("200 OK", "ok\n".to_string()),
                         b"/healthz" => ("503 Service Unavailable", "stopping\n".to_string()),
-                        _ => ("404 Not Found", "try /metrics or /healthz\n".to_string()),
+                        _ => ("404 Not Found", "try /metrics, /healthz or /inventory\n".to_string()),
                     };
                     let head = format!(
                         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -312,13 +330,28 @@ pub fn run(args: RunArgs) -> Result<()> {
     // the output files, and the metrics socket (which may be a low port).
     let metrics = Arc::new(Metrics::default());
     let healthy = Arc::new(AtomicBool::new(true));
+    let inventory = cfg
+        .inventory
+        .enabled
+        .then(|| Arc::new(Mutex::new(inventory::Inventory::new(cfg.inventory()))));
+    let spec = (!cfg.inventory.spec.is_empty())
+        .then(|| crate::inventory_cmd::load_spec(Path::new(&cfg.inventory.spec)))
+        .transpose()?
+        .map(Arc::new);
     if !cfg.metrics.listen.is_empty() {
-        let addr = start_metrics(&cfg.metrics.listen, metrics.clone(), healthy.clone())?;
-        info!(%addr, "serving /metrics and /healthz");
+        let served = inventory.clone().map(|i| (i, spec.clone()));
+        let addr = start_metrics(
+            &cfg.metrics.listen,
+            metrics.clone(),
+            healthy.clone(),
+            served,
+        )?;
+        info!(%addr, "serving /metrics, /healthz and /inventory");
     }
     let delivery = Delivery::start(&cfg.output.transactions, metrics.clone())?;
-    // No detector produces alerts yet; the file is opened so a wrong path fails at start.
-    let _alerts = cfg
+    // Shadow-endpoint alerts go here (detectors of later stages too); opened now so a wrong
+    // path fails at start, before privileges are dropped.
+    let mut alerts = cfg
         .alerts_path()
         .map(|p| RecordWriter::open(&p))
         .transpose()?;
@@ -327,6 +360,37 @@ pub fn run(args: RunArgs) -> Result<()> {
     let engine = cfg.engine();
     let decode =
         (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
+    let mut shadow = inventory::alerts::ShadowAlerts::default();
+    let export_every = Duration::from_secs(cfg.inventory.export_interval_secs);
+    let mut next_export = Instant::now() + export_every;
+    // Writes the inventory file and any new shadow alerts; wall-clock paced, outside the core.
+    let mut export = |cfg: &Config, alerts: &mut Option<RecordWriter>| {
+        let Some(inv) = &inventory else { return };
+        let mut inv = inv.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(spec), Some(out)) = (&spec, alerts.as_mut()) {
+            let raised = shadow.poll(&mut inv, spec);
+            if !raised.is_empty() {
+                info!(alerts = raised.len(), "shadow endpoints");
+                if let Err(e) = out.write_json_lines(&raised).and_then(|_| out.flush()) {
+                    error!("writing alerts: {e:#}");
+                }
+            }
+        }
+        if !cfg.inventory.export_path.is_empty() {
+            let doc = inventory::openapi::render(&mut inv, spec.as_deref());
+            drop(inv);
+            let written =
+                crate::inventory_cmd::encode(&doc, cfg.inventory.export_format).and_then(|b| {
+                    crate::inventory_cmd::write_atomically(
+                        Path::new(&cfg.inventory.export_path),
+                        &b,
+                    )
+                });
+            if let Err(e) = written {
+                error!("writing the inventory: {e:#}");
+            }
+        }
+    };
     let pipeline = Pipeline::start(
         PipelineConfig {
             workers: cfg.worker_count(),
@@ -335,6 +399,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             batch_segments: cfg.capture.batch_packets,
             engine,
             decode,
+            inventory: inventory.clone(),
             analysis_shards: cfg.pipeline.analysis_shards,
         },
         source,
@@ -364,6 +429,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             healthy.store(false, Ordering::Relaxed);
             stop.store(true, Ordering::Relaxed);
             deadline = Some(Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
+        }
+        if Instant::now() >= next_export {
+            export(&cfg, &mut alerts);
+            next_export = Instant::now() + export_every;
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             warn!("shutdown deadline passed before every record was written; exiting anyway");
@@ -412,6 +481,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     let finished = pipeline.join()?;
+    // Everything seen is in the inventory now: write it once more, with its last alerts.
+    export(&cfg, &mut alerts);
     let deadline = deadline
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
     if !delivery.finish(deadline) {

@@ -1,0 +1,509 @@
+//! Features of one transaction: sizes, counts, the character make-up of its query and body
+//! prefix, status and latency, as a fixed array indexed by [`TxFeature`].
+//!
+//! [`extract`] does O(input) work and no allocation; the character statistics read the query and
+//! at most [`BODY_SAMPLE`] bytes of the request body.
+
+use std::ops::{Index, IndexMut};
+
+/// Bytes of the request body read for the character statistics: an injection sits near the
+/// start of a parameter, and a fixed cap keeps the cost per transaction bounded.
+pub const BODY_SAMPLE: usize = 4096;
+
+/// What the caller knows of one transaction, borrowed (this crate does not depend on the HTTP
+/// parser).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxInput<'a> {
+    pub method: &'a [u8],
+    pub path: &'a [u8],
+    /// Raw query, after `?`, not percent-decoded.
+    pub query: &'a [u8],
+    pub request_headers: usize,
+    pub request_head_bytes: u64,
+    /// Decoded request content, possibly truncated.
+    pub request_body: &'a [u8],
+    /// Full request body length, however much of it `request_body` holds.
+    pub request_body_len: u64,
+    pub response_body_len: u64,
+    pub status: Option<u16>,
+    pub latency_ns: Option<u64>,
+    /// JSON nesting depth of the request body, computed by the caller.
+    pub body_depth: u32,
+    pub cookies: usize,
+    /// Parameters the endpoint never had before, from the inventory.
+    pub unseen_params: u32,
+    /// Body fields the endpoint never had before, from the inventory.
+    pub unseen_fields: u32,
+}
+
+/// The per-transaction feature schema; `feature as usize` indexes [`TxFeatures`].
+///
+/// The character shares (`Letters` to `NonAscii`) partition the sample (query and body prefix):
+/// they sum to 1 unless it is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum TxFeature {
+    PathLen,
+    QueryLen,
+    /// Non-empty `/`-separated path segments.
+    PathSegments,
+    /// Non-empty `&`-separated query parameters.
+    QueryParams,
+    RequestHeaders,
+    RequestHeadBytes,
+    RequestBodyLen,
+    ResponseBodyLen,
+    Cookies,
+    /// Share of ASCII letters in the sample.
+    Letters,
+    /// Share of ASCII digits.
+    Digits,
+    /// Share of space, tab, CR, LF, VT and FF.
+    Whitespace,
+    /// Share of other printable ASCII punctuation (`=`, `-`, `.`, `/`, …).
+    Punctuation,
+    /// Share of the injection alphabet ``< > ' " ; ( ) ` | & $ { } \ %`` and control bytes.
+    Special,
+    /// Share of bytes ≥ 0x80.
+    NonAscii,
+    /// Shannon entropy of the sample, bits per byte (0 to 8).
+    Entropy,
+    /// Share of characters, after decoding, that were written as a `%XX` triple.
+    PercentEncoded,
+    BodyDepth,
+    /// 1 to 5 for a status of 100 to 599; 0 for none or out of range.
+    StatusClass,
+    /// 1 for a 4xx or 5xx status, else 0.
+    IsError,
+    /// 0 when unknown.
+    LatencyMs,
+    UnseenParams,
+    UnseenFields,
+}
+
+impl TxFeature {
+    /// Every feature in discriminant order.
+    pub const ALL: [TxFeature; 23] = [
+        TxFeature::PathLen,
+        TxFeature::QueryLen,
+        TxFeature::PathSegments,
+        TxFeature::QueryParams,
+        TxFeature::RequestHeaders,
+        TxFeature::RequestHeadBytes,
+        TxFeature::RequestBodyLen,
+        TxFeature::ResponseBodyLen,
+        TxFeature::Cookies,
+        TxFeature::Letters,
+        TxFeature::Digits,
+        TxFeature::Whitespace,
+        TxFeature::Punctuation,
+        TxFeature::Special,
+        TxFeature::NonAscii,
+        TxFeature::Entropy,
+        TxFeature::PercentEncoded,
+        TxFeature::BodyDepth,
+        TxFeature::StatusClass,
+        TxFeature::IsError,
+        TxFeature::LatencyMs,
+        TxFeature::UnseenParams,
+        TxFeature::UnseenFields,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Stable snake_case name, for output and model schemas.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxFeature::PathLen => "path_len",
+            TxFeature::QueryLen => "query_len",
+            TxFeature::PathSegments => "path_segments",
+            TxFeature::QueryParams => "query_params",
+            TxFeature::RequestHeaders => "request_headers",
+            TxFeature::RequestHeadBytes => "request_head_bytes",
+            TxFeature::RequestBodyLen => "request_body_len",
+            TxFeature::ResponseBodyLen => "response_body_len",
+            TxFeature::Cookies => "cookies",
+            TxFeature::Letters => "letters",
+            TxFeature::Digits => "digits",
+            TxFeature::Whitespace => "whitespace",
+            TxFeature::Punctuation => "punctuation",
+            TxFeature::Special => "special",
+            TxFeature::NonAscii => "non_ascii",
+            TxFeature::Entropy => "entropy",
+            TxFeature::PercentEncoded => "percent_encoded",
+            TxFeature::BodyDepth => "body_depth",
+            TxFeature::StatusClass => "status_class",
+            TxFeature::IsError => "is_error",
+            TxFeature::LatencyMs => "latency_ms",
+            TxFeature::UnseenParams => "unseen_params",
+            TxFeature::UnseenFields => "unseen_fields",
+        }
+    }
+}
+
+/// Feature values indexed by [`TxFeature`]; every value is finite and ≥ 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TxFeatures(pub [f64; TxFeature::COUNT]);
+
+impl TxFeatures {
+    pub fn get(&self, feature: TxFeature) -> f64 {
+        self.0[feature as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (TxFeature, f64)> + '_ {
+        TxFeature::ALL.iter().map(|&f| (f, self.get(f)))
+    }
+}
+
+impl Index<TxFeature> for TxFeatures {
+    type Output = f64;
+
+    fn index(&self, feature: TxFeature) -> &f64 {
+        &self.0[feature as usize]
+    }
+}
+
+impl IndexMut<TxFeature> for TxFeatures {
+    fn index_mut(&mut self, feature: TxFeature) -> &mut f64 {
+        &mut self.0[feature as usize]
+    }
+}
+
+/// The character classes, which partition the bytes.
+const CLASS_FEATURES: [TxFeature; 6] = [
+    TxFeature::Letters,
+    TxFeature::Digits,
+    TxFeature::Whitespace,
+    TxFeature::Punctuation,
+    TxFeature::Special,
+    TxFeature::NonAscii,
+];
+
+/// The class feature each byte counts toward.
+const CLASS_OF: [TxFeature; 256] = {
+    let mut table = [TxFeature::Punctuation; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' | b'A'..=b'Z' => TxFeature::Letters,
+            b'0'..=b'9' => TxFeature::Digits,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => TxFeature::Whitespace,
+            b'<' | b'>' | b'\'' | b'"' | b';' | b'(' | b')' | b'`' | b'|' | b'&' | b'$' | b'{'
+            | b'}' | b'\\' | b'%' => TxFeature::Special,
+            0x00..=0x1f | 0x7f => TxFeature::Special,
+            0x80..=0xff => TxFeature::NonAscii,
+            _ => TxFeature::Punctuation,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// Computes every feature of one transaction.
+pub fn extract(t: &TxInput) -> TxFeatures {
+    let mut f = TxFeatures([0.0; TxFeature::COUNT]);
+    f[TxFeature::PathLen] = t.path.len() as f64;
+    f[TxFeature::QueryLen] = t.query.len() as f64;
+    f[TxFeature::PathSegments] = non_empty_parts(t.path, b'/') as f64;
+    f[TxFeature::QueryParams] = non_empty_parts(t.query, b'&') as f64;
+    f[TxFeature::RequestHeaders] = t.request_headers as f64;
+    f[TxFeature::RequestHeadBytes] = t.request_head_bytes as f64;
+    f[TxFeature::RequestBodyLen] = t.request_body_len as f64;
+    f[TxFeature::ResponseBodyLen] = t.response_body_len as f64;
+    f[TxFeature::Cookies] = t.cookies as f64;
+
+    let body = &t.request_body[..t.request_body.len().min(BODY_SAMPLE)];
+    let sample = Sample::of(&[t.query, body]);
+    if sample.len > 0 {
+        for (byte, &count) in sample.counts.iter().enumerate() {
+            f[CLASS_OF[byte]] += count as f64;
+        }
+        for class in CLASS_FEATURES {
+            f[class] /= sample.len as f64;
+        }
+    }
+    f[TxFeature::Entropy] = sample.entropy();
+    let triples = percent_triples(t.query) + percent_triples(body);
+    let decoded_chars = sample.len - 2 * triples;
+    if decoded_chars > 0 {
+        f[TxFeature::PercentEncoded] = triples as f64 / decoded_chars as f64;
+    }
+
+    f[TxFeature::BodyDepth] = f64::from(t.body_depth);
+    let class = match t.status {
+        Some(s @ 100..=599) => s / 100,
+        _ => 0,
+    };
+    f[TxFeature::StatusClass] = f64::from(class);
+    f[TxFeature::IsError] = if class >= 4 { 1.0 } else { 0.0 };
+    f[TxFeature::LatencyMs] = t.latency_ns.map_or(0.0, |ns| ns as f64 / 1e6);
+    f[TxFeature::UnseenParams] = f64::from(t.unseen_params);
+    f[TxFeature::UnseenFields] = f64::from(t.unseen_fields);
+    f
+}
+
+fn non_empty_parts(bytes: &[u8], separator: u8) -> usize {
+    bytes
+        .split(|&b| b == separator)
+        .filter(|part| !part.is_empty())
+        .count()
+}
+
+/// `%XX` triples with two hex digits, not overlapping.
+fn percent_triples(bytes: &[u8]) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i + 2 < bytes.len() {
+        if bytes[i] == b'%' && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()
+        {
+            count += 1;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    count
+}
+
+/// Byte histogram of the sampled parts.
+struct Sample {
+    counts: [u64; 256],
+    len: usize,
+}
+
+impl Sample {
+    fn of(parts: &[&[u8]]) -> Sample {
+        let mut counts = [0u64; 256];
+        let mut len = 0;
+        for part in parts {
+            for &b in *part {
+                counts[usize::from(b)] += 1;
+            }
+            len += part.len();
+        }
+        Sample { counts, len }
+    }
+
+    fn entropy(&self) -> f64 {
+        if self.len == 0 {
+            return 0.0;
+        }
+        let n = self.len as f64;
+        let bits: f64 = self
+            .counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = c as f64 / n;
+                -p * p.log2()
+            })
+            .sum();
+        // Rounding can leave -0.0 or a hair above 8.
+        bits.clamp(0.0, 8.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_query(query: &[u8]) -> TxFeatures {
+        extract(&TxInput {
+            query,
+            ..TxInput::default()
+        })
+    }
+
+    #[test]
+    fn names_are_unique_snake_case_and_all_is_in_discriminant_order() {
+        let mut names = std::collections::HashSet::new();
+        for (i, f) in TxFeature::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{f:?}");
+            let name = f.name();
+            assert!(names.insert(name), "duplicate {name}");
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+        }
+        assert_eq!(TxFeature::COUNT, TxFeature::UnseenFields as usize + 1);
+    }
+
+    #[test]
+    fn sizes_and_counts() {
+        let f = extract(&TxInput {
+            method: b"POST",
+            path: b"/api//users/123/",
+            query: b"a=1&&b=2&",
+            request_headers: 7,
+            request_head_bytes: 312,
+            request_body: b"{\"x\":1}",
+            request_body_len: 9000,
+            response_body_len: 42,
+            status: Some(201),
+            latency_ns: Some(2_500_000),
+            body_depth: 3,
+            cookies: 2,
+            unseen_params: 1,
+            unseen_fields: 4,
+        });
+        assert_eq!(f[TxFeature::PathLen], 16.0);
+        assert_eq!(f[TxFeature::QueryLen], 9.0);
+        assert_eq!(f[TxFeature::PathSegments], 3.0);
+        assert_eq!(f[TxFeature::QueryParams], 2.0);
+        assert_eq!(f[TxFeature::RequestHeaders], 7.0);
+        assert_eq!(f[TxFeature::RequestHeadBytes], 312.0);
+        assert_eq!(f[TxFeature::RequestBodyLen], 9000.0);
+        assert_eq!(f[TxFeature::ResponseBodyLen], 42.0);
+        assert_eq!(f[TxFeature::Cookies], 2.0);
+        assert_eq!(f[TxFeature::BodyDepth], 3.0);
+        assert_eq!(f[TxFeature::StatusClass], 2.0);
+        assert_eq!(f[TxFeature::IsError], 0.0);
+        assert_eq!(f[TxFeature::LatencyMs], 2.5);
+        assert_eq!(f[TxFeature::UnseenParams], 1.0);
+        assert_eq!(f[TxFeature::UnseenFields], 4.0);
+        assert_eq!(f.get(TxFeature::Cookies), f[TxFeature::Cookies]);
+        let listed: Vec<_> = f.iter().map(|(feature, _)| feature).collect();
+        assert_eq!(listed, TxFeature::ALL);
+    }
+
+    #[test]
+    fn status_class_and_error() {
+        for (status, class, error) in [
+            (None, 0.0, 0.0),
+            (Some(101), 1.0, 0.0),
+            (Some(200), 2.0, 0.0),
+            (Some(302), 3.0, 0.0),
+            (Some(404), 4.0, 1.0),
+            (Some(503), 5.0, 1.0),
+            (Some(99), 0.0, 0.0),
+            (Some(600), 0.0, 0.0),
+        ] {
+            let f = extract(&TxInput {
+                status,
+                ..TxInput::default()
+            });
+            assert_eq!(f[TxFeature::StatusClass], class, "{status:?}");
+            assert_eq!(f[TxFeature::IsError], error, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn sql_injection_is_mostly_special_and_a_plain_query_is_not() {
+        let attack = with_query(b"id=1';DROP(users);--%00|`id`");
+        let plain = with_query(b"id=123&name=alice&page=2");
+        assert!(attack[TxFeature::Special] > 0.3, "{attack:?}");
+        assert!(plain[TxFeature::Special] < 0.1, "{plain:?}");
+        assert!(plain[TxFeature::Letters] > 0.5);
+    }
+
+    #[test]
+    fn shares_partition_the_sample() {
+        let (query, body) = (b"q=caf\xc3\xa9 %3C\t", b"{\"a\": [1, 2]}\x01");
+        let n = (query.len() + body.len()) as f64;
+        let f = extract(&TxInput {
+            query,
+            request_body: body,
+            ..TxInput::default()
+        });
+        let total: f64 = CLASS_FEATURES.iter().map(|&c| f[c]).sum();
+        assert!((total - 1.0).abs() < 1e-12, "{total}");
+        assert!((f[TxFeature::NonAscii] - 2.0 / n).abs() < 1e-12);
+        assert!((f[TxFeature::Whitespace] - 4.0 / n).abs() < 1e-12);
+        // Two quotes, two braces, `%` and the control byte.
+        assert!((f[TxFeature::Special] - 6.0 / n).abs() < 1e-12);
+        let empty = extract(&TxInput::default());
+        assert!(CLASS_FEATURES.iter().all(|&c| empty[c] == 0.0));
+        assert_eq!(empty[TxFeature::Entropy], 0.0);
+        assert_eq!(empty[TxFeature::PercentEncoded], 0.0);
+    }
+
+    #[test]
+    fn body_beyond_the_sample_is_not_read() {
+        let mut body = vec![b'a'; BODY_SAMPLE];
+        body.extend_from_slice(&[b'<'; 1000]);
+        let f = extract(&TxInput {
+            request_body: &body,
+            request_body_len: body.len() as u64,
+            ..TxInput::default()
+        });
+        assert_eq!(f[TxFeature::Special], 0.0);
+        assert_eq!(f[TxFeature::Letters], 1.0);
+        assert_eq!(f[TxFeature::RequestBodyLen], 5096.0);
+    }
+
+    #[test]
+    fn entropy_of_a_constant_is_zero_and_of_random_bytes_near_eight() {
+        assert_eq!(with_query(b"aaaa")[TxFeature::Entropy], 0.0);
+        assert!((with_query(b"abab")[TxFeature::Entropy] - 1.0).abs() < 1e-12);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let random: Vec<u8> = (0..BODY_SAMPLE)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 56) as u8
+            })
+            .collect();
+        let f = extract(&TxInput {
+            request_body: &random,
+            ..TxInput::default()
+        });
+        let entropy = f[TxFeature::Entropy];
+        assert!(entropy > 7.9 && entropy <= 8.0, "{entropy}");
+    }
+
+    #[test]
+    fn percent_encoded_share_counts_decoded_characters() {
+        // Two of the four decoded characters were encoded.
+        assert_eq!(with_query(b"%41%42cd")[TxFeature::PercentEncoded], 0.5);
+        assert_eq!(with_query(b"%2F%2f")[TxFeature::PercentEncoded], 1.0);
+        // Not triples: a bad digit, a truncated one.
+        assert_eq!(with_query(b"%zz%4")[TxFeature::PercentEncoded], 0.0);
+        assert_eq!(with_query(b"abc")[TxFeature::PercentEncoded], 0.0);
+        let f = extract(&TxInput {
+            query: b"a=%27",
+            request_body: b"b=%3C",
+            ..TxInput::default()
+        });
+        assert!((f[TxFeature::PercentEncoded] - 2.0 / 6.0).abs() < 1e-12);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extract_is_finite_and_non_negative(
+            path in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            query in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..5000),
+            numbers in proptest::array::uniform8(proptest::num::u64::ANY),
+            status in proptest::option::of(proptest::num::u16::ANY),
+            small in proptest::array::uniform3(proptest::num::u32::ANY),
+        ) {
+            let f = extract(&TxInput {
+                method: b"GET",
+                path: &path,
+                query: &query,
+                request_headers: numbers[0] as usize,
+                request_head_bytes: numbers[1],
+                request_body: &body,
+                request_body_len: numbers[2],
+                response_body_len: numbers[3],
+                status,
+                latency_ns: Some(numbers[4]).filter(|n| n % 3 != 0),
+                body_depth: small[0],
+                cookies: numbers[5] as usize,
+                unseen_params: small[1],
+                unseen_fields: small[2],
+            });
+            for (feature, value) in f.iter() {
+                proptest::prop_assert!(value.is_finite() && value >= 0.0, "{:?} = {}", feature, value);
+            }
+            for share in [TxFeature::Letters, TxFeature::Special, TxFeature::NonAscii, TxFeature::PercentEncoded] {
+                proptest::prop_assert!(f[share] <= 1.0);
+            }
+            proptest::prop_assert!(f[TxFeature::Entropy] <= 8.0);
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! What one endpoint has been seen to take and return, bounded per endpoint.
+//!
+//! Every table here has a cap; what does not fit is counted, never stored. Nothing keeps an
+//! observed value except the first raw path (internal: it re-keys the entry when the template
+//! is learnt later) — parameters keep names and value types, bodies keep schemas.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use features::auth::{IdHash, Scheme};
+use features::sensitive::Kind;
+
+use crate::schema::{Schema, SchemaLimits};
+use crate::sketch::Sketch;
+
+/// Caps of one endpoint's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointLimits {
+    /// Names per parameter table (query, header, cookie).
+    pub params: usize,
+    pub statuses: usize,
+    pub content_types: usize,
+    /// Clients counted by address; the rest are summed.
+    pub clients: usize,
+    /// Distinct credentials remembered (by keyed hash).
+    pub identities: usize,
+    /// Distinct (place, field, kind) sensitive-data tags.
+    pub sensitive: usize,
+    /// Calls after which a parameter or field never seen before counts as unseen.
+    pub warmup: u64,
+}
+
+impl Default for EndpointLimits {
+    fn default() -> Self {
+        EndpointLimits {
+            params: 64,
+            statuses: 32,
+            content_types: 8,
+            clients: 256,
+            identities: 256,
+            sensitive: 64,
+            warmup: 32,
+        }
+    }
+}
+
+/// The type of a parameter value, by its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum ValueType {
+    Integer,
+    Number,
+    Boolean,
+    Uuid,
+    Date,
+    DateTime,
+    Email,
+    String,
+    Empty,
+}
+
+impl ValueType {
+    pub const ALL: [ValueType; 9] = [
+        ValueType::Integer,
+        ValueType::Number,
+        ValueType::Boolean,
+        ValueType::Uuid,
+        ValueType::Date,
+        ValueType::DateTime,
+        ValueType::Email,
+        ValueType::String,
+        ValueType::Empty,
+    ];
+
+    pub fn of(value: &str) -> ValueType {
+        use features::segment::{classify, Shape};
+        if value.is_empty() {
+            return ValueType::Empty;
+        }
+        if value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false") {
+            return ValueType::Boolean;
+        }
+        match classify(value) {
+            Shape::Integer if value.len() <= 19 => return ValueType::Integer,
+            Shape::Uuid => return ValueType::Uuid,
+            Shape::Email => return ValueType::Email,
+            Shape::Date if value.len() == 10 => return ValueType::Date,
+            _ => {}
+        }
+        if is_number(value) {
+            return ValueType::Number;
+        }
+        if is_date_time(value) {
+            return ValueType::DateTime;
+        }
+        ValueType::String
+    }
+
+    /// OpenAPI `type` and `format`.
+    pub fn openapi(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ValueType::Integer => ("integer", None),
+            ValueType::Number => ("number", None),
+            ValueType::Boolean => ("boolean", None),
+            ValueType::Uuid => ("string", Some("uuid")),
+            ValueType::Date => ("string", Some("date")),
+            ValueType::DateTime => ("string", Some("date-time")),
+            ValueType::Email => ("string", Some("email")),
+            ValueType::String | ValueType::Empty => ("string", None),
+        }
+    }
+}
+
+fn is_number(v: &str) -> bool {
+    let b = v.strip_prefix('-').unwrap_or(v).as_bytes();
+    let dot = b.iter().filter(|&&c| c == b'.').count();
+    dot == 1
+        && b.len() > 2
+        && b.first().is_some_and(u8::is_ascii_digit)
+        && b.last().is_some_and(u8::is_ascii_digit)
+        && b.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+}
+
+fn is_date_time(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 19
+        && b.len() <= 40
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        && b[13] == b':'
+}
+
+/// One parameter name's statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamStat {
+    pub count: u64,
+    pub types: [u64; ValueType::ALL.len()],
+}
+
+impl ParamStat {
+    /// The single type that describes every non-empty value seen.
+    pub fn value_type(&self) -> ValueType {
+        let seen: Vec<ValueType> = ValueType::ALL
+            .iter()
+            .copied()
+            .filter(|t| *t != ValueType::Empty && self.types[*t as usize] > 0)
+            .collect();
+        match seen.as_slice() {
+            [] => ValueType::String,
+            [one] => *one,
+            many if many
+                .iter()
+                .all(|t| matches!(t, ValueType::Integer | ValueType::Number)) =>
+            {
+                ValueType::Number
+            }
+            _ => ValueType::String,
+        }
+    }
+}
+
+/// Parameter names of one place (query, header or cookie), capped.
+#[derive(Debug, Clone, Default)]
+pub struct ParamTable {
+    pub names: BTreeMap<Box<str>, ParamStat>,
+    /// Occurrences of names that did not fit.
+    pub dropped: u64,
+}
+
+impl ParamTable {
+    /// Counts one occurrence; true when the name is new to this table.
+    fn add(&mut self, name: &str, value: &str, cap: usize) -> bool {
+        let kind = ValueType::of(value);
+        if let Some(stat) = self.names.get_mut(name) {
+            stat.count += 1;
+            stat.types[kind as usize] += 1;
+            return false;
+        }
+        if self.names.len() >= cap {
+            self.dropped += 1;
+            return false;
+        }
+        let mut stat = ParamStat {
+            count: 1,
+            ..Default::default()
+        };
+        stat.types[kind as usize] = 1;
+        self.names.insert(name.into(), stat);
+        true
+    }
+
+    fn merge(&mut self, other: &ParamTable, cap: usize) {
+        self.dropped += other.dropped;
+        for (name, s) in &other.names {
+            let len = self.names.len();
+            match self.names.get_mut(name) {
+                Some(mine) => {
+                    mine.count += s.count;
+                    for (a, b) in mine.types.iter_mut().zip(s.types) {
+                        *a += b;
+                    }
+                }
+                None if len < cap => {
+                    self.names.insert(name.clone(), s.clone());
+                }
+                None => self.dropped += s.count,
+            }
+        }
+    }
+}
+
+/// Where a sensitive value was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Place {
+    Path,
+    Query,
+    Header,
+    RequestBody,
+    ResponseBody,
+}
+
+impl Place {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Place::Path => "path",
+            Place::Query => "query",
+            Place::Header => "header",
+            Place::RequestBody => "request_body",
+            Place::ResponseBody => "response_body",
+        }
+    }
+}
+
+/// A JSON body's schema, per content kind seen.
+#[derive(Debug, Clone)]
+pub struct BodyStats {
+    pub schema: Schema,
+    pub content_types: BTreeMap<Box<str>, u64>,
+    pub sizes: Sketch,
+    /// Bodies looked into (parsed, scanned): all of the first ones, then a sample.
+    pub inspected: u64,
+}
+
+impl BodyStats {
+    fn new(limits: SchemaLimits) -> Self {
+        BodyStats {
+            schema: Schema::new(limits),
+            content_types: BTreeMap::new(),
+            sizes: Sketch::new(),
+            inspected: 0,
+        }
+    }
+}
+
+/// A credential's scheme, location (`header`, `query`, `cookie`) and name.
+pub type AuthKey = (Scheme, &'static str, Box<str>);
+
+/// Everything known of one endpoint (host, method, template).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The first path seen under this entry; internal only (it may hold an identifier).
+    pub(crate) sample_path: Box<str>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    pub calls: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    /// Transactions with no response.
+    pub unanswered: u64,
+    pub query: ParamTable,
+    pub headers: ParamTable,
+    pub cookies: ParamTable,
+    pub request: BodyStats,
+    pub response: BodyStats,
+    /// Request first byte → response last byte, nanoseconds.
+    pub latency: Sketch,
+    pub clients: BTreeMap<IpAddr, u64>,
+    /// Calls from clients past the `clients` cap.
+    pub other_clients: u64,
+    /// (scheme, where, name) → requests carrying it.
+    pub auth: BTreeMap<AuthKey, u64>,
+    /// Successful (2xx) answers to requests that carried no credential.
+    pub unauthenticated_success: u64,
+    pub success: u64,
+    pub identities: BTreeSet<IdHash>,
+    pub identities_dropped: u64,
+    /// (place, field, kind) → times found.
+    pub sensitive: BTreeMap<(Place, Box<str>, Kind), u64>,
+    pub sensitive_dropped: u64,
+    /// JWTs signed with `alg: none` (or not signed) seen on this endpoint.
+    pub unsigned_tokens: u64,
+    /// The first transaction seen (flow uid, index on the flow), for alerts to point at.
+    pub evidence: Option<(Box<str>, u32)>,
+    /// The server address of that first transaction.
+    pub server: Option<std::net::SocketAddr>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(sample_path: &str, now: u64, schema: SchemaLimits) -> Self {
+        Endpoint {
+            sample_path: sample_path.into(),
+            first_seen: now,
+            last_seen: now,
+            calls: 0,
+            statuses: BTreeMap::new(),
+            unanswered: 0,
+            query: ParamTable::default(),
+            headers: ParamTable::default(),
+            cookies: ParamTable::default(),
+            request: BodyStats::new(schema),
+            response: BodyStats::new(schema),
+            latency: Sketch::new(),
+            clients: BTreeMap::new(),
+            other_clients: 0,
+            auth: BTreeMap::new(),
+            unauthenticated_success: 0,
+            success: 0,
+            identities: BTreeSet::new(),
+            identities_dropped: 0,
+            sensitive: BTreeMap::new(),
+            sensitive_dropped: 0,
+            unsigned_tokens: 0,
+            evidence: None,
+            server: None,
+        }
+    }
+
+    /// The first path seen, with sensitive values redacted (for alerts).
+    pub fn sample_path_redacted(&self) -> String {
+        features::sensitive::redact(&self.sample_path).into_owned()
+    }
+
+    pub(crate) fn warmed_up(&self, limits: &EndpointLimits) -> bool {
+        self.calls > limits.warmup
+    }
+
+    pub(crate) fn add_param(
+        &mut self,
+        place: Place,
+        name: &str,
+        value: &str,
+        limits: &EndpointLimits,
+    ) -> bool {
+        let table = match place {
+            Place::Header => &mut self.headers,
+            Place::Path | Place::Query | Place::RequestBody | Place::ResponseBody => {
+                &mut self.query
+            }
+        };
+        table.add(name, value, limits.params)
+    }
+
+    pub(crate) fn add_cookie(&mut self, name: &str, limits: &EndpointLimits) -> bool {
+        self.cookies.add(name, "", limits.params)
+    }
+
+    pub(crate) fn add_sensitive(
+        &mut self,
+        place: Place,
+        field: &str,
+        kind: Kind,
+        limits: &EndpointLimits,
+    ) {
+        let key = (place, Box::<str>::from(field), kind);
+        if let Some(n) = self.sensitive.get_mut(&key) {
+            *n += 1;
+        } else if self.sensitive.len() < limits.sensitive {
+            self.sensitive.insert(key, 1);
+        } else {
+            self.sensitive_dropped += 1;
+        }
+    }
+
+    pub(crate) fn add_client(&mut self, ip: IpAddr, limits: &EndpointLimits) {
+        if let Some(n) = self.clients.get_mut(&ip) {
+            *n += 1;
+        } else if self.clients.len() < limits.clients {
+            self.clients.insert(ip, 1);
+        } else {
+            self.other_clients += 1;
+        }
+    }
+
+    pub(crate) fn add_identity(&mut self, id: IdHash, limits: &EndpointLimits) {
+        if !self.identities.contains(&id) {
+            if self.identities.len() < limits.identities {
+                self.identities.insert(id);
+            } else {
+                self.identities_dropped += 1;
+            }
+        }
+    }
+
+    pub(crate) fn add_status(&mut self, status: u16, limits: &EndpointLimits) {
+        let len = self.statuses.len();
+        match self.statuses.get_mut(&status) {
+            Some(n) => *n += 1,
+            None if len < limits.statuses => {
+                self.statuses.insert(status, 1);
+            }
+            // Past the cap, fold into the class (e.g. 4xx → 499 is not a code; use 0).
+            None => *self.statuses.entry(0).or_default() += 1,
+        }
+    }
+
+    /// Folds another entry of the same endpoint in (used when a later-learnt template
+    /// gathers entries made while its paths were still literal).
+    pub(crate) fn merge(&mut self, o: Endpoint, limits: &EndpointLimits) {
+        let theirs_first = o.first_seen < self.first_seen;
+        self.first_seen = self.first_seen.min(o.first_seen);
+        self.last_seen = self.last_seen.max(o.last_seen);
+        self.calls += o.calls;
+        for (s, n) in o.statuses {
+            *self.statuses.entry(s).or_default() += n;
+        }
+        self.unanswered += o.unanswered;
+        self.query.merge(&o.query, limits.params);
+        self.headers.merge(&o.headers, limits.params);
+        self.cookies.merge(&o.cookies, limits.params);
+        for (mine, theirs) in [
+            (&mut self.request, o.request),
+            (&mut self.response, o.response),
+        ] {
+            mine.schema.merge(&theirs.schema);
+            for (t, n) in theirs.content_types {
+                *mine.content_types.entry(t).or_default() += n;
+            }
+            mine.sizes.merge(&theirs.sizes);
+            mine.inspected += theirs.inspected;
+        }
+        self.latency.merge(&o.latency);
+        self.other_clients += o.other_clients;
+        for (ip, n) in o.clients {
+            if let Some(m) = self.clients.get_mut(&ip) {
+                *m += n;
+            } else if self.clients.len() < limits.clients {
+                self.clients.insert(ip, n);
+            } else {
+                self.other_clients += n;
+            }
+        }
+        for (s, n) in o.auth {
+            *self.auth.entry(s).or_default() += n;
+        }
+        self.unauthenticated_success += o.unauthenticated_success;
+        self.success += o.success;
+        self.identities_dropped += o.identities_dropped;
+        for id in o.identities {
+            self.add_identity(id, limits);
+        }
+        self.sensitive_dropped += o.sensitive_dropped;
+        for (k, n) in o.sensitive {
+            if let Some(m) = self.sensitive.get_mut(&k) {
+                *m += n;
+            } else if self.sensitive.len() < limits.sensitive {
+                self.sensitive.insert(k, n);
+            } else {
+                self.sensitive_dropped += n;
+            }
+        }
+        self.unsigned_tokens += o.unsigned_tokens;
+        if theirs_first || self.evidence.is_none() {
+            self.evidence = o.evidence.or(self.evidence.take());
+            self.server = o.server.or(self.server);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_types_by_text() {
+        assert_eq!(ValueType::of("42"), ValueType::Integer);
+        assert_eq!(ValueType::of("-3.5"), ValueType::Number);
+        assert_eq!(ValueType::of("TRUE"), ValueType::Boolean);
+        assert_eq!(
+            ValueType::of("3f2504e0-4f89-11d3-9a0c-0305e82c3301"),
+            ValueType::Uuid
+        );
+        assert_eq!(ValueType::of("2026-11-22"), ValueType::Date);
+        assert_eq!(ValueType::of("2026-11-22T10:00:00Z"), ValueType::DateTime);
+        assert_eq!(ValueType::of("a@b.example"), ValueType::Email);
+        assert_eq!(ValueType::of("hello"), ValueType::String);
+        assert_eq!(ValueType::of("1.2.3"), ValueType::String);
+        assert_eq!(ValueType::of(""), ValueType::Empty);
+        // Longer than i64: not an OpenAPI integer.
+        assert_eq!(ValueType::of("123456789012345678901"), ValueType::String);
+    }
+
+    #[test]
+    fn param_type_is_the_one_type_that_fits_all_values() {
+        let mut t = ParamTable::default();
+        for v in ["1", "2", "", "30"] {
+            t.add("page", v, 8);
+        }
+        for v in ["1", "2.5"] {
+            t.add("price", v, 8);
+        }
+        for v in ["1", "abc"] {
+            t.add("q", v, 8);
+        }
+        assert_eq!(t.names["page"].value_type(), ValueType::Integer);
+        assert_eq!(t.names["page"].count, 4);
+        assert_eq!(t.names["price"].value_type(), ValueType::Number);
+        assert_eq!(t.names["q"].value_type(), ValueType::String);
+    }
+
+    #[test]
+    fn tables_are_capped_and_count_what_did_not_fit() {
+        let limits = EndpointLimits {
+            params: 2,
+            clients: 1,
+            sensitive: 1,
+            statuses: 1,
+            ..Default::default()
+        };
+        let mut e = Endpoint::new("/x", 0, SchemaLimits::default());
+        assert!(e.add_param(Place::Query, "a", "1", &limits));
+        assert!(!e.add_param(Place::Query, "a", "1", &limits));
+        assert!(e.add_param(Place::Query, "b", "1", &limits));
+        assert!(!e.add_param(Place::Query, "c", "1", &limits));
+        assert_eq!(e.query.names.len(), 2);
+        assert_eq!(e.query.dropped, 1);
+        e.add_client("10.0.0.1".parse().unwrap(), &limits);
+        e.add_client("10.0.0.2".parse().unwrap(), &limits);
+        assert_eq!(e.clients.len(), 1);
+        assert_eq!(e.other_clients, 1);
+        e.add_sensitive(Place::Query, "email", Kind::Email, &limits);
+        e.add_sensitive(Place::Query, "email", Kind::Email, &limits);
+        e.add_sensitive(Place::Query, "phone", Kind::Phone, &limits);
+        assert_eq!(e.sensitive.len(), 1);
+        assert_eq!(e.sensitive_dropped, 1);
+        e.add_status(200, &limits);
+        e.add_status(500, &limits);
+        assert_eq!(e.statuses.get(&200), Some(&1));
+        assert_eq!(e.statuses.get(&0), Some(&1));
+    }
+
+    #[test]
+    fn merging_adds_counts_and_keeps_caps() {
+        let limits = EndpointLimits::default();
+        let mut a = Endpoint::new("/items/ab1", 10, SchemaLimits::default());
+        let mut b = Endpoint::new("/items/ab2", 5, SchemaLimits::default());
+        a.calls = 3;
+        b.calls = 4;
+        b.last_seen = 99;
+        a.add_param(Place::Query, "page", "1", &limits);
+        b.add_param(Place::Query, "page", "2", &limits);
+        b.add_param(Place::Query, "sort", "name", &limits);
+        a.add_status(200, &limits);
+        b.add_status(200, &limits);
+        a.merge(b, &limits);
+        assert_eq!(a.calls, 7);
+        assert_eq!(a.first_seen, 5);
+        assert_eq!(a.last_seen, 99);
+        assert_eq!(a.query.names["page"].count, 2);
+        assert!(a.query.names.contains_key("sort"));
+        assert_eq!(a.statuses[&200], 2);
+    }
+}
