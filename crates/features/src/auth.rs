@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -134,7 +135,18 @@ impl fmt::Display for IdHash {
 pub struct Keyer {
     // Keyed once; each hash clones this state instead of re-deriving the HMAC pads.
     keyed: HmacSha256,
+    // The same credential arrives on request after request: remember recent hashes, keyed
+    // by a SipHash under a random per-process key (never output, never the secret itself).
+    recent: std::cell::RefCell<std::collections::HashMap<u64, IdHash, ahash::RandomState>>,
+    recent_key: ahash::RandomState,
+    // Whole credentials by the header or parameter value they came from, so a token seen on
+    // every request is parsed (and its JWT decoded) once.
+    credentials: std::cell::RefCell<std::collections::HashMap<u64, Credential, ahash::RandomState>>,
+    authorization: Arc<str>,
 }
+
+/// Hashes remembered by a [`Keyer`] before it starts over.
+const RECENT_HASHES: usize = 4096;
 
 impl fmt::Debug for Keyer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -145,7 +157,13 @@ impl fmt::Debug for Keyer {
 impl Keyer {
     pub fn new(key: &[u8]) -> Keyer {
         let keyed = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-        Keyer { keyed }
+        Keyer {
+            keyed,
+            recent: Default::default(),
+            recent_key: Default::default(),
+            credentials: Default::default(),
+            authorization: "authorization".into(),
+        }
     }
 
     /// Plain HMAC-SHA256 of `data` under the key.
@@ -162,7 +180,46 @@ impl Keyer {
     }
 
     /// `hash(domain, parts joined by NUL)` without building the joined secret.
+    fn fingerprint(&self, tag: u8, name: &[u8], value: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.recent_key.build_hasher();
+        tag.hash(&mut h);
+        name.hash(&mut h);
+        value.hash(&mut h);
+        h.finish()
+    }
+
+    fn known(&self, fingerprint: u64) -> Option<Credential> {
+        self.credentials.borrow().get(&fingerprint).cloned()
+    }
+
+    fn remember(&self, fingerprint: u64, credential: &Credential) {
+        let mut known = self.credentials.borrow_mut();
+        if known.len() >= RECENT_HASHES {
+            known.clear();
+        }
+        known.insert(fingerprint, credential.clone());
+    }
+
     fn hash_parts(&self, domain: &str, parts: &[&[u8]]) -> IdHash {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.recent_key.build_hasher();
+        domain.hash(&mut h);
+        parts.hash(&mut h);
+        let fingerprint = h.finish();
+        if let Some(hit) = self.recent.borrow().get(&fingerprint) {
+            return *hit;
+        }
+        let hash = self.hash_parts_uncached(domain, parts);
+        let mut recent = self.recent.borrow_mut();
+        if recent.len() >= RECENT_HASHES {
+            recent.clear();
+        }
+        recent.insert(fingerprint, hash);
+        hash
+    }
+
+    fn hash_parts_uncached(&self, domain: &str, parts: &[&[u8]]) -> IdHash {
         let mut mac = self.keyed.clone();
         mac.update(&(domain.len() as u64).to_be_bytes());
         mac.update(domain.as_bytes());
@@ -286,18 +343,18 @@ pub struct Credential {
     pub location: Location,
     /// Header, parameter or cookie name as seen, lowercased (e.g. "authorization", "x-api-key",
     /// "api_key", "sessionid").
-    pub name: String,
+    pub name: Arc<str>,
     /// Keyed hash of the secret: the whole token, key or cookie value, Basic "user:pass"
     /// (decoded), Digest realm and user, AWS access key id (signatures change per request).
     pub secret: IdHash,
     /// Who it names, in clear, where the credential carries one: Basic or Digest user name, JWT
     /// `sub`, AWS access key id. Not secret; the integrator decides whether to write it.
-    pub subject: Option<String>,
+    pub subject: Option<Arc<str>>,
     /// Keyed hash of the identity that survives token rotation: `hash("jwt-sub", iss ‖ NUL ‖
     /// sub)` of the decoded claims, `hash("basic-user", user)`, `hash("digest-user", user)`,
     /// `hash("aws-key-id", id)`. Present exactly when `subject` is.
     pub subject_hash: Option<IdHash>,
-    pub jwt: Option<Jwt>,
+    pub jwt: Option<Arc<Jwt>>,
 }
 
 /// What to look for; defaults cover common practice, operators extend via config. Names match
@@ -371,6 +428,16 @@ pub fn extract(
         out,
         keyer,
     };
+    // Most headers are none of these: reject them by length before comparing names.
+    let mut lengths = 0u64;
+    let mut suffixes = false;
+    for p in &cfg.api_key_headers {
+        match p.strip_prefix('*') {
+            Some(_) => suffixes = true,
+            None if p.len() < 64 => lengths |= 1 << p.len(),
+            None => {}
+        }
+    }
     for (name, value) in headers {
         if sink.full() {
             return;
@@ -379,7 +446,9 @@ pub fn extract(
             authorization(value.trim_ascii(), &mut sink);
         } else if name.eq_ignore_ascii_case(b"cookie") {
             cookies(value, cfg, &mut sink);
-        } else if name_matches(name, &cfg.api_key_headers) {
+        } else if (suffixes || (name.len() < 64 && lengths & (1 << name.len()) != 0))
+            && name_matches(name, &cfg.api_key_headers)
+        {
             sink.keyed_value(Scheme::ApiKey, Location::Header, name, value.trim_ascii());
         }
     }
@@ -425,24 +494,30 @@ impl Sink<'_> {
         if value.is_empty() {
             return;
         }
+        let fingerprint = self.keyer.fingerprint(scheme as u8, name, value);
+        if let Some(known) = self.keyer.known(fingerprint) {
+            return self.push(known);
+        }
         let domain = match scheme {
             Scheme::SessionCookie => "session",
             _ => "api-key",
         };
-        let jwt = decode_jwt(value);
-        let (subject, subject_hash) = self.jwt_subject(jwt.as_ref());
-        self.push(Credential {
+        let jwt = decode_jwt(value).map(Arc::new);
+        let (subject, subject_hash) = self.jwt_subject(jwt.as_deref());
+        let credential = Credential {
             scheme,
             location,
-            name: lowercase_name(name),
+            name: lowercase_name(name).into(),
             secret: self.keyer.hash(domain, value),
             subject,
             subject_hash,
             jwt,
-        });
+        };
+        self.keyer.remember(fingerprint, &credential);
+        self.push(credential);
     }
 
-    fn jwt_subject(&self, jwt: Option<&Jwt>) -> (Option<String>, Option<IdHash>) {
+    fn jwt_subject(&self, jwt: Option<&Jwt>) -> (Option<Arc<str>>, Option<IdHash>) {
         let Some((sub, jwt)) = jwt.and_then(|jwt| Some((jwt.sub.as_ref()?, jwt))) else {
             return (None, None);
         };
@@ -450,7 +525,7 @@ impl Sink<'_> {
         let hash = self
             .keyer
             .hash_parts("jwt-sub", &[iss.as_bytes(), sub.as_bytes()]);
-        (Some(sub.clone()), Some(hash))
+        (Some(sub.as_str().into()), Some(hash))
     }
 
     fn authorization(
@@ -460,14 +535,18 @@ impl Sink<'_> {
         subject: Option<(&[u8], &str)>,
         jwt: Option<Jwt>,
     ) {
+        let jwt = jwt.map(Arc::new);
         let (subject, subject_hash) = match subject {
-            Some((name, domain)) => (Some(clip_bytes(name)), Some(self.keyer.hash(domain, name))),
-            None => self.jwt_subject(jwt.as_ref()),
+            Some((name, domain)) => (
+                Some(clip_bytes(name).into()),
+                Some(self.keyer.hash(domain, name)),
+            ),
+            None => self.jwt_subject(jwt.as_deref()),
         };
         self.push(Credential {
             scheme,
             location: Location::Header,
-            name: "authorization".to_owned(),
+            name: self.keyer.authorization.clone(),
             secret,
             subject,
             subject_hash,
@@ -489,6 +568,21 @@ const BARE_SCHEMES: [&[u8]; 8] = [
 ];
 
 fn authorization(value: &[u8], sink: &mut Sink<'_>) {
+    let keyer = sink.keyer;
+    let fingerprint = keyer.fingerprint(u8::MAX, b"authorization", value);
+    if let Some(known) = keyer.known(fingerprint) {
+        return sink.push(known);
+    }
+    let before = sink.out.len();
+    parse_authorization(value, sink);
+    if sink.out.len() > before {
+        if let Some(added) = sink.out.last() {
+            keyer.remember(fingerprint, added);
+        }
+    }
+}
+
+fn parse_authorization(value: &[u8], sink: &mut Sink<'_>) {
     let keyer = sink.keyer;
     let Some(space) = value.iter().position(|&b| b == b' ' || b == b'\t') else {
         // No scheme: some clients send the bare token or key.
@@ -903,7 +997,7 @@ mod tests {
         let opaque = one(&[("Authorization", "Bearer  abc123.def ")], "");
         assert_eq!(opaque.scheme, Scheme::BearerOpaque);
         assert_eq!(opaque.location, Location::Header);
-        assert_eq!(opaque.name, "authorization");
+        assert_eq!(&*opaque.name, "authorization");
         assert_eq!(opaque.secret, hash("bearer", "abc123.def"));
         assert_eq!(
             (opaque.subject, opaque.subject_hash, opaque.jwt),
@@ -1018,12 +1112,12 @@ mod tests {
         let header = one(&[("X-API-Key", " k-1+2/3 "), ("Accept", "*/*")], "");
         assert_eq!(header.scheme, Scheme::ApiKey);
         assert_eq!(header.location, Location::Header);
-        assert_eq!(header.name, "x-api-key");
+        assert_eq!(&*header.name, "x-api-key");
         assert_eq!(header.secret, hash("api-key", "k-1+2/3"));
 
         let query = one(&[], "page=2&API_KEY=k-1%2B2%2f3&q=x");
         assert_eq!(query.location, Location::Query);
-        assert_eq!(query.name, "api_key");
+        assert_eq!(&*query.name, "api_key");
         assert_eq!(
             query.secret, header.secret,
             "decoded value hashes as in a header"
@@ -1057,7 +1151,7 @@ mod tests {
             ],
             "",
         );
-        let names: Vec<_> = found.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<_> = found.iter().map(|c| &*c.name).collect();
         assert_eq!(names, ["jsessionid", "myapp_session", "auth_sess"]);
         assert!(found.iter().all(|c| c.scheme == Scheme::SessionCookie));
         assert!(found.iter().all(|c| c.location == Location::Cookie));

@@ -188,7 +188,11 @@ fn is_uuid(bytes: &[u8]) -> bool {
 fn is_email(value: &str) -> bool {
     let (local, domain) = if let Some(at) = value.find('@') {
         (&value[..at], &value[at + 1..])
-    } else if let Some(at) = value.to_ascii_lowercase().find("%40") {
+    } else if let Some(at) = value
+        .as_bytes()
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'4' && w[2] == b'0')
+    {
         (&value[..at], &value[at + 3..])
     } else {
         return false;

@@ -122,6 +122,7 @@ pub struct PathTree {
     free: Vec<NodeId>,
     live: usize,
     unlearned: u64,
+    generation: u64,
 }
 
 impl PathTree {
@@ -132,6 +133,7 @@ impl PathTree {
             free: Vec::new(),
             live: 1,
             unlearned: 0,
+            generation: 0,
         }
     }
 
@@ -142,6 +144,12 @@ impl PathTree {
 
     pub fn is_empty(&self) -> bool {
         self.live == 1 && self.nodes[0].hits == 0
+    }
+
+    /// Changes whenever the tree's shape changes (a node added, merged or freed): a template
+    /// computed at one generation holds until the next.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Paths templated by shape alone because the tree was full.
@@ -455,6 +463,7 @@ impl PathTree {
         if self.live >= self.limits.max_nodes {
             return None;
         }
+        self.generation += 1;
         self.live += 1;
         match self.free.pop() {
             Some(id) => Some(id),
@@ -466,6 +475,7 @@ impl PathTree {
     }
 
     fn free_node(&mut self, id: NodeId) {
+        self.generation += 1;
         self.nodes[id as usize] = Node::default();
         self.free.push(id);
         self.live -= 1;

@@ -163,8 +163,8 @@ pub struct Routed {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteSource {
-    /// Learnt from traffic; `None` while the path is not yet a learnt route.
-    Learnt(Option<Learnt>),
+    /// Learnt from traffic; false when the path is no learnt route (nothing learnt ends there).
+    Learnt(bool),
     /// An operator's force rule (the rule's template).
     Forced,
     /// Past the host or method bound: by shape alone, not learnt.
@@ -188,6 +188,7 @@ pub struct Catalogue {
     rules: Vec<Rule>,
     hosts: BTreeMap<Box<str>, BTreeMap<Box<str>, PathTree>>,
     stats: CatalogueStats,
+    generation: u64,
 }
 
 impl Catalogue {
@@ -197,6 +198,7 @@ impl Catalogue {
             rules,
             hosts: BTreeMap::new(),
             stats: CatalogueStats::default(),
+            generation: 0,
         }
     }
 
@@ -209,6 +211,12 @@ impl Catalogue {
             .map(PathTree::unlearned)
             .sum::<u64>();
         s
+    }
+
+    /// Changes whenever any learnt template may have changed: templates routed at one
+    /// generation hold until the next.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn hosts(&self) -> usize {
@@ -225,55 +233,63 @@ impl Catalogue {
             };
         }
         if learn {
-            match self.tree_mut(host, method) {
-                Some(tree) => {
-                    tree.observe(path);
-                }
-                None => {
-                    return Routed {
-                        template: by_shape(path),
-                        source: RouteSource::Unlearned,
-                    }
-                }
+            let Some(tree) = self.tree_mut(host, method) else {
+                // A bound was hit (counted there).
+                return Routed {
+                    template: by_shape(path),
+                    source: RouteSource::Unlearned,
+                };
+            };
+            let before = tree.generation();
+            let mut template = tree.observe(path);
+            if tree.generation() != before {
+                self.generation += 1;
             }
+            if let Some(rule) = self.rule(RuleAction::Forbid, host, method, &template) {
+                template = literalize(&template, path, rule);
+            }
+            return Routed {
+                template,
+                source: RouteSource::Learnt(true),
+            };
         }
         let Some(tree) = self.hosts.get(host).and_then(|m| m.get(method)) else {
             return Routed {
                 template: by_shape(path),
-                source: RouteSource::Learnt(None),
+                source: RouteSource::Learnt(false),
             };
         };
         let learnt = tree.lookup(path);
+        let known = learnt.is_some();
         let mut template = learnt
-            .as_ref()
-            .map(|l| l.template.clone())
+            .map(|l| l.template)
             .unwrap_or_else(|| tree.template_of(path));
         if let Some(rule) = self.rule(RuleAction::Forbid, host, method, &template) {
             template = literalize(&template, path, rule);
         }
         Routed {
             template,
-            source: RouteSource::Learnt(learnt),
+            source: RouteSource::Learnt(known),
         }
     }
 
-    /// The learnt template a path has now, without learning (for re-keying old entries).
-    pub fn current(&self, host: &str, method: &str, path: &str) -> Option<Routed> {
+    /// The learnt template a path has now, without learning (for re-keying old entries), and
+    /// the evidence behind it.
+    pub fn current(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+    ) -> Option<(String, Option<Learnt>)> {
         if let Some(rule) = self.rule(RuleAction::Force, host, method, path) {
-            return Some(Routed {
-                template: rule.template.clone(),
-                source: RouteSource::Forced,
-            });
+            return Some((rule.template.clone(), None));
         }
         let learnt = self.hosts.get(host)?.get(method)?.lookup(path)?;
         let mut template = learnt.template.clone();
         if let Some(rule) = self.rule(RuleAction::Forbid, host, method, &template) {
             template = literalize(&template, path, rule);
         }
-        Some(Routed {
-            template,
-            source: RouteSource::Learnt(Some(learnt)),
-        })
+        Some((template, Some(learnt)))
     }
 
     fn rule(&self, action: RuleAction, host: &str, method: &str, path: &str) -> Option<&Rule> {
@@ -297,6 +313,7 @@ impl Catalogue {
                 return None;
             }
             methods.insert(method.into(), PathTree::new(self.limits.tree));
+            self.generation += 1;
         }
         methods.get_mut(method)
     }
@@ -365,15 +382,15 @@ mod tests {
             cat.route("a.test", "GET", "/users/77", false).template,
             "/users/{id}"
         );
-        assert!(matches!(
+        assert_eq!(
             cat.route("a.test", "GET", "/users/77", false).source,
-            RouteSource::Learnt(Some(_))
-        ));
+            RouteSource::Learnt(true)
+        );
         // Same path on another host or method is not (yet) a learnt route.
-        assert!(matches!(
+        assert_eq!(
             cat.route("b.test", "GET", "/users/77", false).source,
-            RouteSource::Learnt(None)
-        ));
+            RouteSource::Learnt(false)
+        );
         assert!(cat.current("a.test", "DELETE", "/users/77").is_none());
         assert_eq!(cat.hosts(), 1);
     }

@@ -262,6 +262,8 @@ pub type AuthKey = (Scheme, &'static str, Box<str>);
 pub struct Endpoint {
     /// The first path seen under this entry; internal only (it may hold an identifier).
     pub(crate) sample_path: Box<str>,
+    /// `METHOD /template`, shared with every record of the endpoint.
+    pub route: std::sync::Arc<str>,
     pub first_seen: u64,
     pub last_seen: u64,
     pub calls: u64,
@@ -300,6 +302,7 @@ impl Endpoint {
     pub(crate) fn new(sample_path: &str, now: u64, schema: SchemaLimits) -> Self {
         Endpoint {
             sample_path: sample_path.into(),
+            route: "".into(),
             first_seen: now,
             last_seen: now,
             calls: 0,
@@ -349,6 +352,20 @@ impl Endpoint {
             }
         };
         table.add(name, value, limits.params)
+    }
+
+    pub(crate) fn add_auth(&mut self, scheme: Scheme, location: &'static str, name: &str) {
+        // Looked up before inserting: the key owns its name, and the common case is a hit.
+        if let Some(n) = self
+            .auth
+            .iter_mut()
+            .find(|((s, l, n), _)| *s == scheme && *l == location && **n == *name)
+            .map(|(_, n)| n)
+        {
+            *n += 1;
+        } else if self.auth.len() < 16 {
+            self.auth.insert((scheme, location, name.into()), 1);
+        }
     }
 
     pub(crate) fn add_cookie(&mut self, name: &str, limits: &EndpointLimits) -> bool {

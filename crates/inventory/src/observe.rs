@@ -49,8 +49,8 @@ impl Default for InventoryConfig {
                 max_properties: 128,
                 max_nodes: 1024,
             },
-            bodies_in_full: 256,
-            body_sample_every: 16,
+            bodies_in_full: 128,
+            body_sample_every: 256,
             text_scan_bytes: 64 * 1024,
             decode_keep_bytes: 64 * 1024,
             decode_max_bytes: 8 << 20,
@@ -62,8 +62,7 @@ impl Default for InventoryConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Annotations {
     /// `METHOD /template`; `None` for requests to routes that do not exist (404 probes).
-    pub route: Option<String>,
-    pub host: String,
+    pub route: Option<std::sync::Arc<str>>,
     pub credentials: Vec<Credential>,
     /// Sensitive data found anywhere in the transaction.
     pub sensitive: KindSet,
@@ -75,24 +74,25 @@ pub struct Annotations {
     pub unseen_fields: u32,
     /// Nesting depth of the request's JSON body.
     pub body_depth: u32,
-    /// The path's parameter values that are object ids (for enumeration detection).
-    pub object_id: Option<String>,
+    /// Where, in the request target, the value of the template's last parameter is: the
+    /// object the request names (for enumeration detection).
+    pub object_id: Option<std::ops::Range<usize>>,
 }
 
 impl Annotations {
     /// What of this leaves the sensor on the transaction record: hashes, never secrets.
     pub fn notes(&self) -> engine::Notes {
         engine::Notes {
-            route: self.route.as_deref().map(Into::into),
+            route: self.route.as_deref().map(engine::ShortStr::new),
             identity: self
                 .credentials
                 .iter()
                 .map(|c| engine::IdentityNote {
                     scheme: c.scheme.as_str(),
                     location: c.location.as_str(),
-                    name: c.name.as_str().into(),
-                    credential: c.secret.to_hex(),
-                    subject: c.subject_hash.map(|h| h.to_hex()),
+                    name: engine::ShortStr::new(&c.name),
+                    credential: c.secret.0,
+                    subject: c.subject_hash.map(|h| h.0),
                 })
                 .collect(),
             sensitive: self.sensitive.iter().map(Kind::as_str).collect(),
@@ -118,9 +118,15 @@ pub struct Inventory {
     cfg: InventoryConfig,
     catalogue: Catalogue,
     keyer: Keyer,
-    endpoints: HashMap<EndpointKey, Endpoint>,
+    endpoints: Vec<Endpoint>,
+    /// `host NUL method NUL template` → slot in `endpoints` (one string: one hash, no
+    /// allocation to look up).
+    index: HashMap<Box<str>, usize, ahash::RandomState>,
+    key: String,
+    /// Raw `host NUL method NUL path` → its endpoint, valid for one catalogue generation.
+    routes: HashMap<u64, CachedRoute, ahash::RandomState>,
+    probe: Vec<u8>,
     stats: InventoryStats,
-    credentials: Vec<Credential>,
     findings: Vec<Finding>,
     decoders: http::Decoders,
 }
@@ -128,10 +134,19 @@ pub struct Inventory {
 impl std::fmt::Debug for Inventory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inventory")
-            .field("endpoints", &self.endpoints.len())
+            .field("endpoints", &self.index.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// Paths remembered by the route cache before it starts over.
+const ROUTE_CACHE: usize = 1 << 16;
+
+struct CachedRoute {
+    key: Box<[u8]>,
+    generation: u64,
+    slot: usize,
 }
 
 /// (host, method, template).
@@ -147,9 +162,12 @@ impl Inventory {
         Inventory {
             catalogue: Catalogue::new(cfg.catalogue, cfg.rules.clone()),
             keyer: Keyer::new(&cfg.identity_key),
-            endpoints: HashMap::new(),
+            endpoints: Vec::new(),
+            index: HashMap::default(),
+            key: String::new(),
+            routes: HashMap::default(),
+            probe: Vec::new(),
             stats: InventoryStats::default(),
-            credentials: Vec::new(),
             findings: Vec::new(),
             decoders: http::Decoders::default(),
             cfg,
@@ -170,68 +188,112 @@ impl Inventory {
 
     /// Learns from one transaction of `flow`. The server address names the host when the
     /// request has no Host.
+    ///
+    /// Every transaction updates its endpoint's counters, auth and sketches; parameters are
+    /// typed, and parameters, headers and bodies scanned for sensitive data, on all of an
+    /// endpoint's first `bodies_in_full` calls and then on one in `body_sample_every`.
     pub fn observe(&mut self, flow: &engine::FlowIds, tx: &Transaction) -> Option<Annotations> {
         let req = tx.request.as_ref()?;
         let (client, server_ip) = (flow.client.ip(), flow.server.ip());
         self.stats.transactions += 1;
         let method = method_name(req.method());
         let (authority, path, query) = split_target(req.target());
-        let host = host_name(req.head.get("host").or(authority), server_ip);
+        let host_header = req.head.get("host").or(authority);
         let status = tx.response.as_ref().map(|r| r.status);
         let now = tx.start().as_nanos();
 
-        let mut notes = Annotations {
-            host: host.clone(),
-            ..Default::default()
-        };
-        self.credentials.clear();
+        let mut notes = Annotations::default();
         auth::extract(
             &mut req.head.iter(),
             query.as_bytes(),
             &self.cfg.auth,
             &self.keyer,
-            &mut self.credentials,
+            &mut notes.credentials,
         );
-        notes.credentials = self.credentials.clone();
         let success = status.is_some_and(|s| (200..300).contains(&s));
         notes.unauthenticated_success = success && notes.credentials.is_empty();
-
         let learn = status.is_some_and(|s| s >= 100 && !names_no_route(s));
-        let routed = self.catalogue.route(&host, method, path, learn);
-        let learnt = match &routed.source {
-            RouteSource::Learnt(l) => l.clone(),
-            _ => None,
-        };
-        if !learn && learnt.is_none() && routed.source != crate::catalogue::RouteSource::Forced {
-            // A request to a route that does not exist: counted, not an endpoint.
-            self.stats.unrouted += 1;
-            return Some(notes);
-        }
-        notes.route = Some(format!("{method} {}", routed.template));
-        if let Some(l) = &learnt {
-            if let Some(p) = l.params.last() {
-                notes.object_id = path
-                    .strip_prefix('/')
-                    .unwrap_or(path)
-                    .split('/')
-                    .nth(p.position)
-                    .map(str::to_string);
-            }
-        }
 
-        let key: EndpointKey = (host.into(), method.into(), routed.template.into());
-        if !self.endpoints.contains_key(&key) && self.endpoints.len() >= self.cfg.max_endpoints {
-            self.stats.endpoints_over_limit += 1;
-            return Some(notes);
+        // The same path comes back again and again: remember where it went until the
+        // catalogue changes.
+        self.probe.clear();
+        match host_header {
+            Some(h) => self.probe.extend_from_slice(h),
+            None => self
+                .probe
+                .extend_from_slice(server_ip.to_string().as_bytes()),
         }
+        for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
+            self.probe.extend_from_slice(part);
+        }
+        let fingerprint = self.routes.hasher().hash_one(&self.probe[..]);
+        let generation = self.catalogue.generation();
+        let cached = self
+            .routes
+            .get(&fingerprint)
+            .filter(|c| c.generation == generation && *c.key == *self.probe)
+            .map(|c| c.slot);
+        let slot = match cached {
+            Some(slot) => slot,
+            None => {
+                let host = host_name(host_header, server_ip);
+                let routed = self.catalogue.route(&host, method, path, learn);
+                if !learn && routed.source == RouteSource::Learnt(false) {
+                    // A request to a route that does not exist: counted, not an endpoint.
+                    self.stats.unrouted += 1;
+                    return Some(notes);
+                }
+                self.key.clear();
+                for part in [&*host, "\0", method, "\0", &routed.template] {
+                    self.key.push_str(part);
+                }
+                let slot = match self.index.get(self.key.as_str()) {
+                    Some(&slot) => slot,
+                    None if self.endpoints.len() >= self.cfg.max_endpoints => {
+                        self.stats.endpoints_over_limit += 1;
+                        notes.route = Some(format!("{method} {}", routed.template).into());
+                        return Some(notes);
+                    }
+                    None => {
+                        let mut e = Endpoint::new(path, now, self.cfg.schema);
+                        e.route = format!("{method} {}", routed.template).into();
+                        e.evidence = Some((flow.uid.as_str().into(), tx.index));
+                        e.server = Some(flow.server);
+                        self.endpoints.push(e);
+                        self.index
+                            .insert(self.key.as_str().into(), self.endpoints.len() - 1);
+                        self.endpoints.len() - 1
+                    }
+                };
+                if routed.source != RouteSource::Unlearned {
+                    if self.routes.len() >= ROUTE_CACHE {
+                        self.routes.clear();
+                    }
+                    self.routes.insert(
+                        fingerprint,
+                        CachedRoute {
+                            key: self.probe.as_slice().into(),
+                            generation: self.catalogue.generation(),
+                            slot,
+                        },
+                    );
+                }
+                slot
+            }
+        };
         let limits = self.cfg.endpoint;
-        let schema_limits = self.cfg.schema;
-        let ep = self.endpoints.entry(key).or_insert_with(|| {
-            let mut e = Endpoint::new(path, now, schema_limits);
-            e.evidence = Some((flow.uid.as_str().into(), tx.index));
-            e.server = Some(flow.server);
-            e
-        });
+        let ep = &mut self.endpoints[slot];
+        notes.route = Some(ep.route.clone());
+        // Only when the value lies in the target itself (not a stand-in path like "/").
+        let target = req.target().as_ptr_range();
+        notes.object_id = last_param_value(&ep.route[method.len() + 1..], path)
+            .filter(|v| {
+                target.contains(&v.as_ptr()) && v.as_bytes().as_ptr_range().end <= target.end
+            })
+            .map(|v| {
+                let start = v.as_ptr() as usize - target.start as usize;
+                start..start + v.len()
+            });
         let warm = ep.warmed_up(&limits);
         ep.calls += 1;
         ep.first_seen = ep.first_seen.min(now);
@@ -248,9 +310,7 @@ impl Inventory {
             None => ep.unanswered += 1,
         }
         for c in &notes.credentials {
-            *ep.auth
-                .entry((c.scheme, c.location.as_str(), c.name.as_str().into()))
-                .or_default() += 1;
+            ep.add_auth(c.scheme, c.location.as_str(), &c.name);
             ep.add_identity(c.subject_hash.unwrap_or(c.secret), &limits);
             if c.jwt.as_ref().is_some_and(|j| j.unsigned) {
                 ep.unsigned_tokens += 1;
@@ -259,10 +319,18 @@ impl Inventory {
         if notes.unauthenticated_success {
             ep.unauthenticated_success += 1;
         }
+        let inspect = ep.calls <= self.cfg.bodies_in_full
+            || ep.calls % self.cfg.body_sample_every.max(1) == 0;
 
-        // Parameters.
+        // Parameters: names always (a new one is news), types and values on the sample.
         let findings = &mut self.findings;
         for (name, value) in query_pairs(query) {
+            if !inspect {
+                if warm && !ep.query.names.contains_key(name.as_str()) {
+                    notes.unseen_params += 1;
+                }
+                continue;
+            }
             if ep.add_param(Place::Query, &name, &value, &limits) && warm {
                 notes.unseen_params += 1;
             }
@@ -273,12 +341,38 @@ impl Inventory {
                 notes.sensitive.insert(f.kind);
             }
         }
-        for (name, value) in req.head.iter() {
-            if let Some(cookies) = name.eq_ignore_ascii_case(b"cookie").then_some(value) {
-                for c in cookies.split(|&b| b == b';') {
+        let mut lower = [0u8; 64];
+        // Header names and cookies on the sample only: each costs a lowercase copy and lookups,
+        // and new ones still show within `body_sample_every` calls.
+        let headers = if inspect { req.head.fields.len() } else { 0 };
+        for (name, value) in req.head.iter().take(headers) {
+            if name.len() > lower.len() {
+                continue;
+            }
+            let name = {
+                let l = &mut lower[..name.len()];
+                l.copy_from_slice(name);
+                l.make_ascii_lowercase();
+                match std::str::from_utf8(l) {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                }
+            };
+            if name == "cookie" {
+                for c in value.split(|&b| b == b';') {
                     let n = c.split(|&b| b == b'=').next().unwrap_or(c).trim_ascii();
-                    if !n.is_empty() && ep.add_cookie(&String::from_utf8_lossy(n), &limits) && warm
-                    {
+                    let Ok(n) = std::str::from_utf8(n) else {
+                        continue;
+                    };
+                    if n.is_empty() {
+                        continue;
+                    }
+                    let new = if inspect {
+                        ep.add_cookie(n, &limits)
+                    } else {
+                        !ep.cookies.names.contains_key(n)
+                    };
+                    if new && warm {
                         notes.unseen_params += 1;
                     }
                 }
@@ -287,25 +381,32 @@ impl Inventory {
             if is_standard_header(name) {
                 continue;
             }
-            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if !inspect {
+                if warm && !ep.headers.names.contains_key(name) {
+                    notes.unseen_params += 1;
+                }
+                continue;
+            }
             let value = String::from_utf8_lossy(value);
-            if ep.add_param(Place::Header, &name, &value, &limits) && warm {
+            if ep.add_param(Place::Header, name, &value, &limits) && warm {
                 notes.unseen_params += 1;
             }
-            if is_credential_header(&name, &self.cfg.auth) {
+            if is_credential_header(name, &self.cfg.auth) {
                 continue;
             }
             findings.clear();
             sensitive::scan_field(name.as_bytes(), value.as_bytes(), findings);
             for f in findings.iter() {
-                ep.add_sensitive(Place::Header, &name, f.kind, &limits);
+                ep.add_sensitive(Place::Header, name, f.kind, &limits);
                 notes.sensitive.insert(f.kind);
             }
         }
 
-        // Bodies: every one of the first few, then a sample.
+        // Bodies: sizes and content types always, content on the sample.
         let mut scratch = Scratch {
             cfg: &self.cfg,
+            warm: warm && inspect,
+            inspect,
             stats: &mut self.stats,
             findings,
             decoders: &mut self.decoders,
@@ -317,7 +418,6 @@ impl Inventory {
             &req.head,
             &req.body,
             Place::RequestBody,
-            warm,
             &mut body_notes,
         );
         notes.body_depth = body_notes.depth;
@@ -328,7 +428,6 @@ impl Inventory {
                 &r.head,
                 &r.body,
                 Place::ResponseBody,
-                warm,
                 &mut body_notes,
             );
         }
@@ -338,56 +437,94 @@ impl Inventory {
     }
 
     /// Endpoints with every entry made before its template was learnt folded in, sorted.
-    pub fn endpoints(&mut self) -> Vec<(&EndpointKey, &Endpoint)> {
+    pub fn endpoints(&mut self) -> Vec<(EndpointKey, &Endpoint)> {
         self.consolidate();
-        let mut all: Vec<_> = self.endpoints.iter().collect();
-        all.sort_by(|a, b| a.0.cmp(b.0));
+        let mut all: Vec<_> = self
+            .index
+            .iter()
+            .map(|(k, &slot)| (split_key(k), &self.endpoints[slot]))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
 
     /// The learnt evidence of an endpoint's template (confidence, parameter shapes).
     pub fn evidence(&self, key: &EndpointKey, ep: &Endpoint) -> Option<features::template::Learnt> {
-        match self
-            .catalogue
-            .current(&key.0, &key.1, &ep.sample_path)?
-            .source
-        {
-            RouteSource::Learnt(l) => l,
-            _ => None,
-        }
+        self.catalogue.current(&key.0, &key.1, &ep.sample_path)?.1
     }
 
     /// Re-keys entries whose paths now fall under a learnt template (a position became a
     /// parameter after they were made) and merges them into it.
     fn consolidate(&mut self) {
         let limits = self.cfg.endpoint;
-        let moves: Vec<(EndpointKey, EndpointKey)> = self
-            .endpoints
+        let mut moves: Vec<(Box<str>, Box<str>, String)> = self
+            .index
             .iter()
-            .filter_map(|(key, ep)| {
-                let now = self.catalogue.current(&key.0, &key.1, &ep.sample_path)?;
-                (*now.template != *key.2).then(|| {
-                    (
-                        key.clone(),
-                        (key.0.clone(), key.1.clone(), now.template.into()),
-                    )
+            .filter_map(|(key, &slot)| {
+                let (host, method, template) = split_key(key);
+                let (now, _) =
+                    self.catalogue
+                        .current(&host, &method, &self.endpoints[slot].sample_path)?;
+                (*now != *template).then(|| {
+                    let to: Box<str> = format!("{host}\0{method}\0{now}").into();
+                    (key.clone(), to, format!("{method} {now}"))
                 })
             })
             .collect();
-        let mut moves = moves;
+        if moves.is_empty() {
+            return;
+        }
         moves.sort();
-        for (from, to) in moves {
-            let Some(ep) = self.endpoints.remove(&from) else {
+        let mut entries: HashMap<Box<str>, Endpoint, ahash::RandomState> = self
+            .index
+            .drain()
+            .map(|(k, slot)| {
+                (
+                    k,
+                    std::mem::replace(
+                        &mut self.endpoints[slot],
+                        Endpoint::new("", 0, self.cfg.schema),
+                    ),
+                )
+            })
+            .collect();
+        for (from, to, route) in moves {
+            let Some(mut ep) = entries.remove(&from) else {
                 continue;
             };
-            match self.endpoints.get_mut(&to) {
+            match entries.get_mut(&to) {
                 Some(target) => target.merge(ep, &limits),
                 None => {
-                    self.endpoints.insert(to, ep);
+                    ep.route = route.into();
+                    entries.insert(to, ep);
                 }
             }
         }
+        self.endpoints.clear();
+        self.routes.clear();
+        let mut keys: Vec<Box<str>> = entries.keys().cloned().collect();
+        keys.sort();
+        for k in keys {
+            if let Some(ep) = entries.remove(&k) {
+                self.endpoints.push(ep);
+                self.index.insert(k, self.endpoints.len() - 1);
+            }
+        }
     }
+}
+
+/// (host, method, template) of an endpoint key.
+fn split_key(key: &str) -> EndpointKey {
+    let mut parts = key.splitn(3, '\0');
+    let mut next = || -> Box<str> { parts.next().unwrap_or_default().into() };
+    (next(), next(), next())
+}
+
+/// The path's value at the template's last parameter (the object an id names).
+fn last_param_value<'a>(template: &str, path: &'a str) -> Option<&'a str> {
+    let brace = memchr::memrchr(b'{', template.as_bytes())?;
+    let position = memchr::memchr_iter(b'/', &template.as_bytes()[..brace]).count();
+    path.split('/').nth(position)
 }
 
 #[derive(Default)]
@@ -400,6 +537,10 @@ struct BodyNotes {
 /// What body inspection borrows from the inventory.
 struct Scratch<'a> {
     cfg: &'a InventoryConfig,
+    /// The endpoint is past its warm-up (new fields are news).
+    warm: bool,
+    /// This transaction is in the sample whose content is looked into.
+    inspect: bool,
     stats: &'a mut InventoryStats,
     findings: &'a mut Vec<Finding>,
     decoders: &'a mut http::Decoders,
@@ -411,10 +552,9 @@ fn inspect_body(
     head: &Head,
     body: &Body,
     place: Place,
-    warm: bool,
     notes: &mut BodyNotes,
 ) {
-    let cfg = scratch.cfg;
+    let (cfg, warm, inspect) = (scratch.cfg, scratch.warm, scratch.inspect);
     if body.len == 0 {
         return;
     }
@@ -423,6 +563,9 @@ fn inspect_body(
         _ => &mut ep.response,
     };
     side.sizes.add(body.len as f64);
+    if !inspect {
+        return;
+    }
     let mime = head.get("content-type").map(media_type);
     if let Some(m) = &mime {
         if let Some(n) = side.content_types.get_mut(m.as_str()) {
@@ -430,11 +573,6 @@ fn inspect_body(
         } else if side.content_types.len() < cfg.endpoint.content_types {
             side.content_types.insert(m.as_str().into(), 1);
         }
-    }
-    let seen = side.sizes.count();
-    let sampled = seen <= cfg.bodies_in_full || seen % cfg.body_sample_every.max(1) == 0;
-    if !sampled {
-        return;
     }
     side.inspected += 1;
     scratch.stats.bodies_inspected += 1;
@@ -553,16 +691,23 @@ fn method_name(m: &[u8]) -> &str {
 fn split_target(target: &[u8]) -> (Option<&[u8]>, &str, &str) {
     let text = std::str::from_utf8(target).unwrap_or("/(non-utf8)");
     let (mut authority, mut rest) = (None, text);
-    for scheme in ["http://", "https://"] {
-        if text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let after = &text[scheme.len()..];
-            let end = after.find(['/', '?']).unwrap_or(after.len());
-            authority = Some(&after.as_bytes()[..end]);
-            rest = &after[end..];
+    if !text.starts_with('/') {
+        for scheme in ["http://", "https://"] {
+            if text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                let after = &text[scheme.len()..];
+                let end = after.find(['/', '?']).unwrap_or(after.len());
+                authority = Some(&after.as_bytes()[..end]);
+                rest = &after[end..];
+            }
         }
     }
-    let rest = rest.split('#').next().unwrap_or(rest);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if let Some(hash) = memchr::memchr(b'#', rest.as_bytes()) {
+        rest = &rest[..hash];
+    }
+    let (path, query) = match memchr::memchr(b'?', rest.as_bytes()) {
+        Some(q) => (&rest[..q], &rest[q + 1..]),
+        None => (rest, ""),
+    };
     let path = if path.is_empty() { "/" } else { path };
     let path = &path[..floor_char_boundary(path, 2048)];
     (authority, path, query)
@@ -580,7 +725,7 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 }
 
 /// The Host (without port, lowercased), or the server address when there is none usable.
-fn host_name(host: Option<&[u8]>, server: IpAddr) -> String {
+fn host_name(host: Option<&[u8]>, server: IpAddr) -> std::borrow::Cow<'_, str> {
     let usable = host.map(|h| h.trim_ascii()).filter(|h| {
         !h.is_empty()
             && h.len() <= 255
@@ -588,7 +733,7 @@ fn host_name(host: Option<&[u8]>, server: IpAddr) -> String {
                 .all(|&b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
     });
     let Some(h) = usable else {
-        return server.to_string();
+        return server.to_string().into();
     };
     let h = std::str::from_utf8(h).unwrap_or_default();
     let without_port = if let Some(v6) = h.strip_prefix('[') {
@@ -599,7 +744,11 @@ fn host_name(host: Option<&[u8]>, server: IpAddr) -> String {
             _ => h,
         }
     };
-    without_port.to_ascii_lowercase()
+    if without_port.bytes().any(|b| b.is_ascii_uppercase()) {
+        without_port.to_ascii_lowercase().into()
+    } else {
+        without_port.into()
+    }
 }
 
 /// `name=value` pairs of a query or form body, percent-decoded (`+` as space), bounded.
@@ -641,56 +790,52 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// Headers every HTTP stack sends: not API parameters (OpenAPI also ignores Accept,
-/// Content-Type and Authorization as header parameters).
-fn is_standard_header(name: &[u8]) -> bool {
-    const STANDARD: &[&str] = &[
-        "host",
-        "user-agent",
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "accept-charset",
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "cache-control",
-        "pragma",
-        "te",
-        "trailer",
-        "upgrade",
-        "via",
-        "referer",
-        "origin",
-        "expect",
-        "date",
-        "dnt",
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "if-range",
-        "range",
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-real-ip",
-        "upgrade-insecure-requests",
-        "priority",
-    ];
-    if name.len() > 4 && name[..4].eq_ignore_ascii_case(b"sec-") {
-        return true;
-    }
-    STANDARD
-        .iter()
-        .any(|s| s.as_bytes().eq_ignore_ascii_case(name))
+/// Content-Type and Authorization as header parameters). `name` is lowercase.
+fn is_standard_header(name: &str) -> bool {
+    name.starts_with("sec-")
+        || matches!(
+            name,
+            "host"
+                | "user-agent"
+                | "accept"
+                | "accept-encoding"
+                | "accept-language"
+                | "accept-charset"
+                | "content-type"
+                | "content-length"
+                | "content-encoding"
+                | "transfer-encoding"
+                | "connection"
+                | "keep-alive"
+                | "authorization"
+                | "proxy-authorization"
+                | "cookie"
+                | "cache-control"
+                | "pragma"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "via"
+                | "referer"
+                | "origin"
+                | "expect"
+                | "date"
+                | "dnt"
+                | "if-match"
+                | "if-none-match"
+                | "if-modified-since"
+                | "if-unmodified-since"
+                | "if-range"
+                | "range"
+                | "forwarded"
+                | "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+                | "x-forwarded-port"
+                | "x-real-ip"
+                | "upgrade-insecure-requests"
+                | "priority"
+        )
 }
 
 fn is_credential_header(name: &str, cfg: &AuthConfig) -> bool {

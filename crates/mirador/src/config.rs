@@ -1358,6 +1358,14 @@ impl Config {
         c
     }
 
+    /// The analysis stage: the inventory and the detection features.
+    pub fn analyzer(&self) -> inventory::Analyzer {
+        inventory::Analyzer::new(
+            self.inventory(),
+            inventory::profile::ProfileLimits::default(),
+        )
+    }
+
     pub fn transactions_path(&self) -> Option<PathBuf> {
         (!self.output.transactions.is_empty()).then(|| PathBuf::from(&self.output.transactions))
     }

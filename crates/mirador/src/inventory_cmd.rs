@@ -82,7 +82,7 @@ pub fn run(args: InventoryArgs) -> Result<()> {
         .or_else(|| (!cfg.inventory.spec.is_empty()).then(|| PathBuf::from(&cfg.inventory.spec)));
     let spec = spec_path.as_deref().map(load_spec).transpose()?;
     let readers = crate::replay::open_all(&args.files)?;
-    let inv = Arc::new(Mutex::new(inventory::Inventory::new(cfg.inventory())));
+    let inv = Arc::new(Mutex::new(cfg.analyzer()));
     crate::replay::process(
         &cfg,
         readers,
@@ -91,8 +91,8 @@ pub fn run(args: InventoryArgs) -> Result<()> {
         None,
         Some(inv.clone()),
     )?;
-    let mut inv = inv.lock().unwrap_or_else(|e| e.into_inner());
-    let doc = inventory::openapi::render(&mut inv, spec.as_ref());
+    let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
+    let doc = inventory::openapi::render(&mut analyzer.inventory, spec.as_ref());
     let bytes = encode(&doc, args.format)?;
     match &args.output {
         Some(p) => write_atomically(p, &bytes),

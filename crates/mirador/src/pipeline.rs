@@ -58,7 +58,7 @@ pub struct PipelineConfig {
     /// Undo content codings in the analysis stage with these limits.
     pub decode: Option<http::HttpConfig>,
     /// The API inventory every analysis shard feeds (and annotates records from), if on.
-    pub inventory: Option<Arc<Mutex<inventory::Inventory>>>,
+    pub inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
     /// Analysis shards keyed by client address (live only: replay merges into one order).
     pub analysis_shards: usize,
 }
@@ -634,15 +634,17 @@ fn analysis_loop(
 /// What the analysis stage does to each record besides ordering it.
 struct Stage {
     decode: Option<http::HttpConfig>,
-    inventory: Option<Arc<Mutex<inventory::Inventory>>>,
+    inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
 }
 
-/// Feeds a batch to the inventory (one lock per batch) and notes what it learnt on each record.
-fn annotate(batch: &mut [TxRecord], inventory: &Mutex<inventory::Inventory>) {
-    let mut inv = inventory.lock().unwrap_or_else(|e| e.into_inner());
+/// Feeds a batch to the analyzer (one lock per batch) and notes what it learnt on each record.
+fn annotate(batch: &mut [TxRecord], analyzer: &Mutex<inventory::Analyzer>) {
+    let mut analyzer = analyzer.lock().unwrap_or_else(|e| e.into_inner());
     for rec in batch.iter_mut() {
-        if let Some(a) = inv.observe(&rec.flow, &rec.tx) {
-            rec.notes = Some(Box::new(a.notes()));
+        // The features wait for the detectors that will read them (issue 5); computing them
+        // here keeps their cost and their entity tables honest meanwhile.
+        if let Some((notes, _features)) = analyzer.observe(&rec.flow, &rec.tx) {
+            rec.notes = Some(Box::new(notes.notes()));
         }
     }
 }

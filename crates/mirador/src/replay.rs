@@ -57,7 +57,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let inventory = cfg
         .inventory
         .enabled
-        .then(|| Arc::new(Mutex::new(inventory::Inventory::new(cfg.inventory()))));
+        .then(|| Arc::new(Mutex::new(cfg.analyzer())));
     process(
         &cfg,
         readers,
@@ -81,7 +81,7 @@ pub fn process(
     workers: Option<usize>,
     no_progress: bool,
     mut writer: Option<RecordWriter>,
-    inventory: Option<Arc<Mutex<inventory::Inventory>>>,
+    inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
 ) -> Result<()> {
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!no_progress && std::io::stderr().is_terminal()).then(|| {

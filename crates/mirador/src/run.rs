@@ -215,7 +215,7 @@ fn drop_privileges(run: &RunSection) -> Result<()> {
 /// Serves `/metrics` (Prometheus text) and `/healthz` on `addr` from its own thread.
 /// The inventory served at `/inventory`, with the reference spec it is compared with.
 type ServedInventory = (
-    Arc<Mutex<inventory::Inventory>>,
+    Arc<Mutex<inventory::Analyzer>>,
     Option<Arc<inventory::spec::Spec>>,
 );
 
@@ -268,8 +268,8 @@ fn start_metrics(
                         b"/inventory" => match &served {
                             Some((inv, spec)) => {
                                 let doc = {
-                                    let mut inv = inv.lock().unwrap_or_else(|e| e.into_inner());
-                                    inventory::openapi::render(&mut inv, spec.as_deref())
+                                    let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
+                                    inventory::openapi::render(&mut analyzer.inventory, spec.as_deref())
                                 };
                                 ("200 OK", serde_json::to_string_pretty(&doc).unwrap_or_default())
                             }
@@ -333,7 +333,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let inventory = cfg
         .inventory
         .enabled
-        .then(|| Arc::new(Mutex::new(inventory::Inventory::new(cfg.inventory()))));
+        .then(|| Arc::new(Mutex::new(cfg.analyzer())));
     let spec = (!cfg.inventory.spec.is_empty())
         .then(|| crate::inventory_cmd::load_spec(Path::new(&cfg.inventory.spec)))
         .transpose()?
@@ -366,9 +366,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Writes the inventory file and any new shadow alerts; wall-clock paced, outside the core.
     let mut export = |cfg: &Config, alerts: &mut Option<RecordWriter>| {
         let Some(inv) = &inventory else { return };
-        let mut inv = inv.lock().unwrap_or_else(|e| e.into_inner());
+        let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
+        let inv = &mut analyzer.inventory;
         if let (Some(spec), Some(out)) = (&spec, alerts.as_mut()) {
-            let raised = shadow.poll(&mut inv, spec);
+            let raised = shadow.poll(inv, spec);
             if !raised.is_empty() {
                 info!(alerts = raised.len(), "shadow endpoints");
                 if let Err(e) = out.write_json_lines(&raised).and_then(|_| out.flush()) {
@@ -377,8 +378,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             }
         }
         if !cfg.inventory.export_path.is_empty() {
-            let doc = inventory::openapi::render(&mut inv, spec.as_deref());
-            drop(inv);
+            let doc = inventory::openapi::render(inv, spec.as_deref());
+            drop(analyzer);
             let written =
                 crate::inventory_cmd::encode(&doc, cfg.inventory.export_format).and_then(|b| {
                     crate::inventory_cmd::write_atomically(

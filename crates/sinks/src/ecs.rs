@@ -116,6 +116,16 @@ fn message_fields(q: &mut Obj<'_>, side: Option<(&Head, &http::Body)>) {
     }
 }
 
+fn hex(bytes: &[u8; 16]) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 15)];
+    }
+    out
+}
+
 /// Appends one transaction record and a newline.
 pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
     let tx: &Transaction = &rec.tx;
@@ -208,9 +218,9 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
                     e.str("scheme", id.scheme.as_bytes());
                     e.str("location", id.location.as_bytes());
                     e.str("name", id.name.as_bytes());
-                    e.str("credential", id.credential.as_bytes());
+                    e.str("credential", &hex(&id.credential));
                     if let Some(s) = &id.subject {
-                        e.str("subject", s.as_bytes());
+                        e.str("subject", &hex(s));
                     }
                     e.end();
                 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# What the inventory and detection features cost, and whether their templates match the routes
+# the perf corpus's nginx served.
+#
+# usage: bench/inventory.sh [CORPUS_DIR] [RUNS]
+#   CORPUS_DIR holds keepalive.pcap and shortconn.pcap as made by
+#   ../shared/tools/perf-corpus/make.sh (default ../perf-corpus). RUNS: pairs (default 7).
+# Each pair replays the capture with `[inventory] enabled = false`, then with the inventory and
+# features on (the default); the figure is the median of the per-pair time ratios, robust to a
+# shared machine's drifting speed. Then the analysis stage alone, in ns per transaction
+# (transactions parsed once, fed to a fresh analyzer), and the inventory's operations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${1:-../perf-corpus}
+RUNS=${2:-7}
+[ -f "$DIR/keepalive.pcap" ] || { echo "no $DIR/keepalive.pcap: build it with ../shared/tools/perf-corpus/make.sh $DIR" >&2; exit 2; }
+cargo build --release -q -p mirador
+cargo build --release -q -p inventory --example observe_cost
+BIN=target/release/mirador
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+printf '[inventory]\nenabled = false\n' > "$TMP/off.toml"
+seconds() { /usr/bin/time -f "%e" -o "$TMP/t" "$@" >/dev/null 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }; cat "$TMP/t"; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-10s %10s %10s %8s\n' capture off_s on_s ratio
+for cap in keepalive shortconn; do
+  f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
+  : > "$TMP/r"; : > "$TMP/off"; : > "$TMP/on"
+  for _ in $(seq "$RUNS"); do
+    off=$(seconds "$BIN" replay -c "$TMP/off.toml" --no-progress --workers 1 --transactions /dev/null "$f")
+    on=$(seconds "$BIN" replay --no-progress --workers 1 --transactions /dev/null "$f")
+    echo "$off" >> "$TMP/off"; echo "$on" >> "$TMP/on"
+    awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/r"
+  done
+  printf '%-10s %10.3f %10.3f %8.2f\n' "$cap" "$(median < "$TMP/off")" "$(median < "$TMP/on")" "$(median < "$TMP/r")"
+done
+for cap in keepalive shortconn; do
+  f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
+  printf '%-10s analysis stage alone: %s\n' "$cap" "$(target/release/examples/observe_cost "$f" 3 2>/dev/null)"
+  "$BIN" inventory --no-progress --format openapi-json "$f" 2>/dev/null > "$TMP/inv.json"
+  python3 - "$TMP/inv.json" "$cap" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+ops = [(m.upper(), p, op["x-mirador-stats"]["calls"]) for p, item in doc["paths"].items() for m, op in item.items()]
+print(f"{sys.argv[2]:<10} {len(ops)} operations, unrouted requests {doc['x-mirador-summary']['unrouted_requests']}:")
+for m, p, n in sorted(ops, key=lambda o: -o[2]):
+    print(f"{'':<10} {n:>9} {m} {p}")
+PY
+done

@@ -1,0 +1,53 @@
+//! Time the analysis stage alone: parse a capture into transactions once, then feed them to a
+//! fresh analyzer (inventory and features) several times and print nanoseconds per transaction (best of the runs).
+//!
+//! `cargo run --release -p inventory --example observe_cost -- FILE.pcap [RUNS]`
+
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: observe_cost FILE.pcap [RUNS]");
+        std::process::exit(2);
+    };
+    let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let mut reader = capture::FileReader::open(std::path::Path::new(&path)).expect("open");
+    let mut engine = engine::Engine::new(engine::EngineConfig::default());
+    let mut records = Vec::new();
+    while let Ok(Some(p)) = reader.next_packet() {
+        engine.packet(
+            wire::LinkType::from_pcap(p.linktype),
+            p.ts,
+            p.data,
+            &mut records,
+        );
+    }
+    engine.finish(&mut records);
+    let cfg = http::HttpConfig::default();
+    let mut decoders = http::Decoders::default();
+    for r in records.iter_mut() {
+        r.tx.decode_bodies_with(&cfg, &mut decoders);
+    }
+    let mut best = f64::MAX;
+    for _ in 0..runs {
+        let mut inv = inventory::Analyzer::new(
+            inventory::InventoryConfig::default(),
+            inventory::profile::ProfileLimits::default(),
+        );
+        let started = Instant::now();
+        let mut notes = 0usize;
+        for r in &records {
+            if let Some((a, _features)) = inv.observe(&r.flow, &r.tx) {
+                notes += usize::from(Box::new(a.notes()).route.is_some());
+            }
+        }
+        let ns = started.elapsed().as_nanos() as f64 / records.len().max(1) as f64;
+        best = best.min(ns);
+        eprintln!(
+            "{} transactions, {notes} routed, {ns:.0} ns each",
+            records.len()
+        );
+    }
+    println!("observe: best {best:.0} ns per transaction");
+}
