@@ -43,7 +43,13 @@ impl ShadowAlerts {
             self.raised.insert(dedup_key.clone(), ep.calls);
             let confidence = inv
                 .evidence(&key, &ep)
-                .map(|l| l.confidence())
+                .map(|l| {
+                    features::template::Learnt {
+                        hits: l.hits.max(ep.calls),
+                        ..l
+                    }
+                    .confidence()
+                })
                 .unwrap_or(0.5);
             out.push(alert(
                 &dedup_key, lifecycle, host, method, template, &ep, confidence,

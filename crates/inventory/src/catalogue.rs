@@ -29,6 +29,9 @@ impl Default for CatalogueLimits {
     }
 }
 
+/// Hosts another host's templates are compared with (bounds the work of an export).
+const MAX_HOSTS_CONSULTED: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleAction {
     /// Paths matching the pattern get exactly this template.
@@ -292,6 +295,50 @@ impl Catalogue {
         Some((template, Some(learnt)))
     }
 
+    /// A more general template another host learnt for the same method and path, when this
+    /// host's has fewer parameters: the same API often answers under several names (a DNS
+    /// name and a bare address), and a value seen once on one of them is a value, not a route.
+    pub fn generalize(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        template: &str,
+    ) -> Option<String> {
+        let params = |t: &str| t.bytes().filter(|&b| b == b'{').count();
+        let mine = params(template);
+        let mut best: Option<String> = None;
+        for (other, methods) in self.hosts.iter().take(MAX_HOSTS_CONSULTED) {
+            if &**other == host {
+                continue;
+            }
+            let Some(learnt) = methods.get(method).and_then(|t| t.lookup(path)) else {
+                continue;
+            };
+            let n = params(&learnt.template);
+            if n > mine && best.as_deref().is_none_or(|b| n > params(b)) {
+                best = Some(learnt.template);
+            }
+        }
+        best
+    }
+
+    /// The evidence another host learnt for exactly this template.
+    pub fn other_hosts_evidence(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        template: &str,
+    ) -> Option<Learnt> {
+        self.hosts
+            .iter()
+            .take(MAX_HOSTS_CONSULTED)
+            .filter(|(other, _)| &***other != host)
+            .filter_map(|(_, methods)| methods.get(method)?.lookup(path))
+            .find(|l| l.template == template)
+    }
+
     fn rule(&self, action: RuleAction, host: &str, method: &str, path: &str) -> Option<&Rule> {
         self.rules
             .iter()
@@ -393,6 +440,41 @@ mod tests {
         );
         assert!(cat.current("a.test", "DELETE", "/users/77").is_none());
         assert_eq!(cat.hosts(), 1);
+    }
+
+    #[test]
+    fn a_literal_on_one_host_takes_another_hosts_template() {
+        let mut cat = Catalogue::new(CatalogueLimits::default(), vec![]);
+        for i in 0..10 {
+            cat.learn("api.test", "GET", &format!("/items/SKU-{i:04}.json"));
+        }
+        cat.learn("10.0.0.1", "GET", "/items/SKU-0042.json");
+        let here = cat.route("10.0.0.1", "GET", "/items/SKU-0042.json", false);
+        assert_eq!(here.template, "/items/SKU-0042.json");
+        assert_eq!(
+            cat.generalize("10.0.0.1", "GET", "/items/SKU-0042.json", &here.template)
+                .as_deref(),
+            Some("/items/{sku}.json")
+        );
+        // Nothing more general elsewhere, or another method: no change.
+        assert_eq!(
+            cat.generalize(
+                "api.test",
+                "GET",
+                "/items/SKU-0001.json",
+                "/items/{sku}.json"
+            ),
+            None
+        );
+        assert_eq!(
+            cat.generalize(
+                "10.0.0.1",
+                "PUT",
+                "/items/SKU-0042.json",
+                "/items/SKU-0042.json"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -178,6 +178,11 @@ impl Inventory {
         self.stats
     }
 
+    /// Endpoints kept (before entries made ahead of their template are folded together).
+    pub fn endpoint_count(&self) -> usize {
+        self.index.len()
+    }
+
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
     }
@@ -450,7 +455,30 @@ impl Inventory {
 
     /// The learnt evidence of an endpoint's template (confidence, parameter shapes).
     pub fn evidence(&self, key: &EndpointKey, ep: &Endpoint) -> Option<features::template::Learnt> {
-        self.catalogue.current(&key.0, &key.1, &ep.sample_path)?.1
+        self.provenance(key, ep).1
+    }
+
+    /// Where an endpoint's template comes from: `rule` (an operator's force rule), `learnt`
+    /// (this host's traffic), `shared` (another host's traffic, see
+    /// [`Catalogue::generalize`]) or `shape` (never learnt: bounds hit), with the evidence.
+    pub fn provenance(
+        &self,
+        key: &EndpointKey,
+        ep: &Endpoint,
+    ) -> (&'static str, Option<features::template::Learnt>) {
+        let (host, method, template) = (&*key.0, &*key.1, &*key.2);
+        match self.catalogue.current(host, method, &ep.sample_path) {
+            Some((_, None)) => return ("rule", None),
+            Some((t, Some(l))) if t == template => return ("learnt", Some(l)),
+            _ => {}
+        }
+        let shared = self
+            .catalogue
+            .other_hosts_evidence(host, method, &ep.sample_path, template);
+        match shared {
+            Some(l) => ("shared", Some(l)),
+            None => ("shape", None),
+        }
     }
 
     /// Re-keys entries whose paths now fall under a learnt template (a position became a
@@ -462,9 +490,13 @@ impl Inventory {
             .iter()
             .filter_map(|(key, &slot)| {
                 let (host, method, template) = split_key(key);
-                let (now, _) =
-                    self.catalogue
-                        .current(&host, &method, &self.endpoints[slot].sample_path)?;
+                let path = &self.endpoints[slot].sample_path;
+                let current = self.catalogue.current(&host, &method, path).map(|c| c.0);
+                let here = current.as_deref().unwrap_or(&template);
+                let now = self
+                    .catalogue
+                    .generalize(&host, &method, path, here)
+                    .or(current)?;
                 (*now != *template).then(|| {
                     let to: Box<str> = format!("{host}\0{method}\0{now}").into();
                     (key.clone(), to, format!("{method} {now}"))

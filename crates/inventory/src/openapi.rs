@@ -28,7 +28,7 @@ pub fn render(inv: &mut Inventory, spec: Option<&Spec>) -> Value {
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
     for (key, ep) in keys {
-        let evidence = inv.evidence(&key, &ep);
+        let (source, evidence) = inv.provenance(&key, &ep);
         let (host, method, template) = (&*key.0, &*key.1, &*key.2);
         let path = openapi_path(template);
         let status = spec.map(|s| {
@@ -42,6 +42,7 @@ pub fn render(inv: &mut Inventory, spec: Option<&Spec>) -> Value {
                 hosts: BTreeMap::new(),
                 ep: None,
                 evidence: evidence.clone(),
+                source,
                 status: None,
                 spec_index: None,
             });
@@ -165,6 +166,8 @@ struct Op {
     hosts: BTreeMap<String, u64>,
     ep: Option<Endpoint>,
     evidence: Option<features::template::Learnt>,
+    /// Where the template comes from (see [`Inventory::provenance`]).
+    source: &'static str,
     status: Option<Status>,
     spec_index: Option<usize>,
 }
@@ -485,11 +488,15 @@ fn operation(
             "bodies_inspected": {"request": ep.request.inspected, "response": ep.response.inspected},
         }),
     );
-    let mut template = json!({
-        "source": if op.evidence.is_some() { "learnt" } else { "rule_or_unconfirmed" },
-    });
+    let mut template = json!({ "source": op.source });
     if let Some(ev) = &op.evidence {
-        template["confidence"] = json!(round3(ev.confidence()));
+        // The tree counts the paths it walked; repeats served from the route cache count in
+        // the endpoint's calls, the template's real support.
+        let support = features::template::Learnt {
+            hits: ev.hits.max(ep.calls),
+            ..ev.clone()
+        };
+        template["confidence"] = json!(round3(support.confidence()));
     }
     o.insert("x-mirador-template".into(), template);
     if ep.unauthenticated_success > 0 && ep.success == ep.unauthenticated_success {

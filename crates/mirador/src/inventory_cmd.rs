@@ -90,6 +90,7 @@ pub fn run(args: InventoryArgs) -> Result<()> {
         args.no_progress,
         None,
         Some(inv.clone()),
+        None,
     )?;
     let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
     let doc = inventory::openapi::render(&mut analyzer.inventory, spec.as_ref());

@@ -20,7 +20,10 @@ impl RecordWriter {
             Box::new(io::stdout())
         } else {
             Box::new(File::create(path).with_context(|| {
-                format!("{}: cannot create the transactions file; check the directory exists and is writable", path.display())
+                format!(
+                    "{}: cannot create the output file; check the directory exists and is writable",
+                    path.display()
+                )
             })?)
         };
         Ok(RecordWriter {

@@ -29,6 +29,10 @@ pub struct ReplayArgs {
     /// on it: records are merged back into one order.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Write alert records (canonical JSON lines) to PATH, or to stdout with "-". Shadow
+    /// endpoints are alerted when inventory.spec names a reference spec.
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -54,6 +58,15 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .clone()
         .or_else(|| cfg.transactions_path());
     let writer = out_path.as_deref().map(RecordWriter::open).transpose()?;
+    let mut alerts = args
+        .alerts
+        .clone()
+        .or_else(|| cfg.alerts_path())
+        .map(|p| RecordWriter::open(&p))
+        .transpose()?;
+    let spec = (!cfg.inventory.spec.is_empty())
+        .then(|| crate::inventory_cmd::load_spec(std::path::Path::new(&cfg.inventory.spec)))
+        .transpose()?;
     let inventory = cfg
         .inventory
         .enabled
@@ -65,6 +78,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         args.no_progress,
         writer,
         inventory,
+        spec.as_ref().zip(alerts.as_mut()),
     )
 }
 
@@ -82,6 +96,7 @@ pub fn process(
     no_progress: bool,
     mut writer: Option<RecordWriter>,
     inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
+    alerts: Option<(&inventory::spec::Spec, &mut RecordWriter)>,
 ) -> Result<()> {
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!no_progress && std::io::stderr().is_terminal()).then(|| {
@@ -109,7 +124,7 @@ pub fn process(
             batch_segments: BATCH_SEGMENTS,
             engine,
             decode,
-            inventory,
+            inventory: inventory.clone(),
             analysis_shards: 1,
         },
         Box::new(FileSource::new(readers, read_bytes.clone())),
@@ -146,6 +161,17 @@ pub fn process(
         }
     }
     let finished = pipeline.join()?;
+    let analysis_summary = inventory.as_ref().map(|a| {
+        let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((spec, out)) = alerts {
+            // Shadow endpoints, once the whole capture is in the inventory.
+            let raised = inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
+            out.write_json_lines(&raised)?;
+            out.flush()?;
+        }
+        anyhow::Ok(crate::summary::AnalysisSummary::of(&a))
+    });
+    let analysis_summary = analysis_summary.transpose()?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -166,6 +192,7 @@ pub fn process(
         reader: finished.reader,
         elapsed: started.elapsed(),
         written: writer.map(|_| written),
+        analysis: analysis_summary,
     }
     .print(&mut std::io::stderr());
     Ok(())

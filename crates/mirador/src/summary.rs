@@ -13,6 +13,29 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Transaction records written, when an output was configured.
     pub written: Option<u64>,
+    /// What the analysis stage learnt and dropped, when it ran.
+    pub analysis: Option<AnalysisSummary>,
+}
+
+/// The inventory's and the entity tables' counters.
+pub struct AnalysisSummary {
+    pub endpoints: usize,
+    pub hosts: usize,
+    pub inventory: inventory::InventoryStats,
+    pub catalogue: inventory::catalogue::CatalogueStats,
+    pub entities: [(features::entity::EntityKind, features::entity::TableStats); 4],
+}
+
+impl AnalysisSummary {
+    pub fn of(a: &inventory::Analyzer) -> AnalysisSummary {
+        AnalysisSummary {
+            endpoints: a.inventory.endpoint_count(),
+            hosts: a.inventory.catalogue().hosts(),
+            inventory: a.inventory.stats(),
+            catalogue: a.inventory.catalogue().stats(),
+            entities: a.profiler.stats(),
+        }
+    }
 }
 
 impl Summary {
@@ -75,6 +98,19 @@ impl Summary {
                 let _ = writeln!(w, "    {name:<36} {n}");
             }
         }
+        if let Some(a) = &self.analysis {
+            let _ = writeln!(
+                w,
+                "  inventory          {} endpoints on {} hosts  requests to no route {}  bodies inspected {}",
+                a.endpoints, a.hosts, a.inventory.unrouted, a.inventory.bodies_inspected
+            );
+            let entities: Vec<String> = a
+                .entities
+                .iter()
+                .map(|(k, t)| format!("{} {}", k.as_str(), t.entities))
+                .collect();
+            let _ = writeln!(w, "  entities           {}", entities.join("  "));
+        }
         let _ = writeln!(w, "  drops and evictions");
         let rows = [
             ("capture.truncated_records", r.truncated_records),
@@ -92,6 +128,27 @@ impl Summary {
         ];
         for (name, n) in rows {
             let _ = writeln!(w, "    {name:<36} {n}");
+        }
+        if let Some(a) = &self.analysis {
+            let rows = [
+                (
+                    "inventory.endpoints_over_limit",
+                    a.inventory.endpoints_over_limit,
+                ),
+                ("inventory.hosts_over_limit", a.catalogue.hosts_over_limit),
+                (
+                    "inventory.methods_over_limit",
+                    a.catalogue.methods_over_limit,
+                ),
+                ("inventory.paths_unlearned", a.catalogue.paths_unlearned),
+            ];
+            for (name, n) in rows {
+                let _ = writeln!(w, "    {name:<36} {n}");
+            }
+            for (kind, t) in &a.entities {
+                let name = format!("features.{}_evicted", kind.as_str());
+                let _ = writeln!(w, "    {name:<36} {}", t.evicted);
+            }
         }
         let closes: Vec<String> = CloseReason::ALL
             .iter()
