@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Mirador needs to build and test on Debian/Ubuntu: the C toolchain is assumed
-# (rustup's cargo needs it anyway); libpcap for live capture; python3 for the shared scorers.
+# (rustup's cargo needs it anyway); libpcap for live capture; python3 for the shared scorers
+# and, with pip, openapi-spec-validator for the inventory tests.
 set -euo pipefail
 need=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 # Live-capture tests replay the project's own capture onto a veth pair.
 command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
@@ -14,4 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The inventory tests check the OpenAPI export with a real validator.
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  python3 -m pip install -q openapi-spec-validator >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages openapi-spec-validator >/dev/null
 fi
