@@ -231,7 +231,7 @@ fn hyperloglog(scaled_sum: u32, zero_registers: u8) -> f64 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event {
     pub now_ns: u64,
-    /// Hash of the route (template).
+    /// Hash of the route (template); 0 for none (not counted among distinct endpoints).
     pub endpoint: u64,
     /// Hash of the object id in the path, if any.
     pub object: Option<u64>,
@@ -397,8 +397,10 @@ impl EntityState {
         self.bytes_out_1m = self.bytes_out_1m * m1 + e.bytes_out as f64;
         self.last_seen = now;
 
-        self.endpoints_1m.insert(now, e.endpoint, Scale::M1);
-        self.endpoints_1h.insert(now, e.endpoint, Scale::H1);
+        if e.endpoint != 0 {
+            self.endpoints_1m.insert(now, e.endpoint, Scale::M1);
+            self.endpoints_1h.insert(now, e.endpoint, Scale::H1);
+        }
         if let Some(object) = e.object {
             self.objects_1m.insert(now, object, Scale::M1);
             self.objects_1h.insert(now, object, Scale::H1);

@@ -169,7 +169,12 @@ impl Profiler {
             key
         });
         let endpoint = (event.endpoint != 0).then(|| {
-            self.endpoints.update(event.endpoint, &event);
+            // An endpoint's distinct endpoints is always one: skip counting it.
+            let own = Event {
+                endpoint: 0,
+                ..event
+            };
+            self.endpoints.update(event.endpoint, &own);
             event.endpoint
         });
 
