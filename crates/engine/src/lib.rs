@@ -66,6 +66,9 @@ pub struct Notes {
     pub identity: Vec<IdentityNote>,
     /// Kinds of sensitive data found in the transaction (`mirador.sensitive`).
     pub sensitive: Vec<&'static str>,
+    /// The request target with credential values (API keys, tokens in the query) replaced,
+    /// written as `url.original` / `url.query` instead of the target as sent.
+    pub redacted_target: Option<Box<str>>,
 }
 
 /// A string copied into its owner when short (no allocation, and no reference count that two

@@ -74,6 +74,9 @@ pub struct Annotations {
     pub unseen_fields: u32,
     /// Nesting depth of the request's JSON body.
     pub body_depth: u32,
+    /// The request target with the values of credential parameters replaced, when the query
+    /// carried one.
+    pub redacted_target: Option<String>,
     /// Where, in the request target, the value of the template's last parameter is: the
     /// object the request names (for enumeration detection).
     pub object_id: Option<std::ops::Range<usize>>,
@@ -96,6 +99,7 @@ impl Annotations {
                 })
                 .collect(),
             sensitive: self.sensitive.iter().map(Kind::as_str).collect(),
+            redacted_target: self.redacted_target.as_deref().map(Into::into),
         }
     }
 }
@@ -217,6 +221,14 @@ impl Inventory {
         );
         let success = status.is_some_and(|s| (200..300).contains(&s));
         notes.unauthenticated_success = success && notes.credentials.is_empty();
+        if notes
+            .credentials
+            .iter()
+            .any(|c| c.location == auth::Location::Query)
+        {
+            notes.redacted_target =
+                Some(redact_query_credentials(req.target(), &notes.credentials));
+        }
         let learn = status.is_some_and(|s| s >= 100 && !names_no_route(s));
 
         // The same path comes back again and again: remember where it went until the
@@ -677,6 +689,40 @@ fn inspect_body(
     }
 }
 
+/// The target with the value of every query parameter that carried a credential replaced by
+/// `REDACTED` (names compared after percent-decoding, as the credential was found).
+fn redact_query_credentials(target: &[u8], credentials: &[Credential]) -> String {
+    let text = String::from_utf8_lossy(target);
+    let Some((path, query)) = text.split_once('?') else {
+        return text.into_owned();
+    };
+    let secret_names: Vec<&str> = credentials
+        .iter()
+        .filter(|c| c.location == auth::Location::Query)
+        .map(|c| &*c.name)
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    out.push_str(path);
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _))
+                if secret_names
+                    .iter()
+                    .any(|s| decode_component(name, 128).eq_ignore_ascii_case(s)) =>
+            {
+                out.push_str(name);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}
+
 /// The field name of a leaf path: `user.email` → `email`, `tags[]` → `tags`.
 fn leaf_key(path: &str) -> &str {
     let mut p = path;
@@ -902,6 +948,24 @@ mod tests {
         assert_eq!(host_name(Some(b"[::1]:80"), ip), "::1");
         assert_eq!(host_name(None, ip), "10.0.0.1");
         assert_eq!(host_name(Some(b"bad host\x01"), ip), "10.0.0.1");
+    }
+
+    #[test]
+    fn credential_parameters_are_redacted_from_the_target() {
+        let keyer = Keyer::new(b"k");
+        let mut creds = Vec::new();
+        let target = b"/r/2026-01-01?page=2&api%5Fkey=pk_live_abc123&q=x";
+        auth::extract(
+            &mut std::iter::empty(),
+            b"page=2&api%5Fkey=pk_live_abc123&q=x",
+            &AuthConfig::default(),
+            &keyer,
+            &mut creds,
+        );
+        assert_eq!(creds.len(), 1);
+        let red = redact_query_credentials(target, &creds);
+        assert_eq!(red, "/r/2026-01-01?page=2&api%5Fkey=REDACTED&q=x");
+        assert!(!red.contains("pk_live"));
     }
 
     #[test]

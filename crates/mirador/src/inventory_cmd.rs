@@ -65,6 +65,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
         .with_context(|| format!("{}: cannot create a file beside it", path.display()))?;
     tmp.write_all(bytes)?;
+    // The inventory holds no secret: readable like any report (a temporary file is 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("{}: cannot write", path.display()))?;

@@ -263,24 +263,25 @@ fn start_metrics(
                     }
                     let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
                     let path = line.split(|&b| b == b' ').nth(1).unwrap_or(b"/");
-                    let (status, body) = match path {
-                        b"/metrics" => ("200 OK", metrics.render()),
+                    const TEXT: &str = "text/plain; charset=utf-8";
+                    let (status, body, content_type) = match path {
+                        b"/metrics" => ("200 OK", metrics.render(), "text/plain; version=0.0.4"),
                         b"/inventory" => match &served {
                             Some((inv, spec)) => {
                                 let doc = {
                                     let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
                                     inventory::openapi::render(&mut analyzer.inventory, spec.as_deref())
                                 };
-                                ("200 OK", serde_json::to_string_pretty(&doc).unwrap_or_default())
+                                ("200 OK", serde_json::to_string_pretty(&doc).unwrap_or_default(), "application/json")
                             }
-                            None => ("404 Not Found", "the inventory is off (inventory.enabled = false)\n".to_string()),
+                            None => ("404 Not Found", "the inventory is off (inventory.enabled = false)\n".to_string(), TEXT),
                         },
-                        b"/healthz" if healthy.load(Ordering::Relaxed) => ("200 OK", "ok\n".to_string()),
-                        b"/healthz" => ("503 Service Unavailable", "stopping\n".to_string()),
-                        _ => ("404 Not Found", "try /metrics, /healthz or /inventory\n".to_string()),
+                        b"/healthz" if healthy.load(Ordering::Relaxed) => ("200 OK", "ok\n".to_string(), TEXT),
+                        b"/healthz" => ("503 Service Unavailable", "stopping\n".to_string(), TEXT),
+                        _ => ("404 Not Found", "try /metrics, /healthz or /inventory\n".to_string(), TEXT),
                     };
                     let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = conn.write_all(head.as_bytes()).await;

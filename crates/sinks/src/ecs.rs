@@ -167,9 +167,15 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
         });
     });
     if let Some(r) = req {
+        // Credentials in the query leave as hashes (`mirador.identity`), never as sent.
+        let target = rec
+            .notes
+            .as_ref()
+            .and_then(|n| n.redacted_target.as_deref())
+            .map_or(r.target(), str::as_bytes);
         o.obj("url", |u| {
-            u.str("original", r.target());
-            let (path, query) = path_query(r.target());
+            u.str("original", target);
+            let (path, query) = path_query(target);
             if let Some(p) = path {
                 u.str("path", p);
             }
