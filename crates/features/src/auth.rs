@@ -430,14 +430,28 @@ pub fn extract(
     };
     // Most headers are none of these: reject them by length before comparing names.
     let mut lengths = 0u64;
+    let mut first_bytes = [false; 256];
     let mut suffixes = false;
     for p in &cfg.api_key_headers {
         match p.strip_prefix('*') {
             Some(_) => suffixes = true,
-            None if p.len() < 64 => lengths |= 1 << p.len(),
+            None if p.len() < 64 => {
+                lengths |= 1 << p.len();
+                if let Some(&b) = p.as_bytes().first() {
+                    first_bytes[usize::from(b.to_ascii_lowercase())] = true;
+                }
+            }
             None => {}
         }
     }
+    let may_be_key = |name: &[u8]| {
+        suffixes
+            || (name.len() < 64
+                && lengths & (1 << name.len()) != 0
+                && name
+                    .first()
+                    .is_some_and(|&b| first_bytes[usize::from(b.to_ascii_lowercase())]))
+    };
     for (name, value) in headers {
         if sink.full() {
             return;
@@ -446,9 +460,7 @@ pub fn extract(
             authorization(value.trim_ascii(), &mut sink);
         } else if name.eq_ignore_ascii_case(b"cookie") {
             cookies(value, cfg, &mut sink);
-        } else if (suffixes || (name.len() < 64 && lengths & (1 << name.len()) != 0))
-            && name_matches(name, &cfg.api_key_headers)
-        {
+        } else if may_be_key(name) && name_matches(name, &cfg.api_key_headers) {
             sink.keyed_value(Scheme::ApiKey, Location::Header, name, value.trim_ascii());
         }
     }

@@ -287,6 +287,7 @@ pub struct Endpoint {
     pub success: u64,
     pub identities: BTreeSet<IdHash>,
     pub identities_dropped: u64,
+    last_identity: Option<IdHash>,
     /// (place, field, kind) → times found.
     pub sensitive: BTreeMap<(Place, Box<str>, Kind), u64>,
     pub sensitive_dropped: u64,
@@ -321,6 +322,7 @@ impl Endpoint {
             success: 0,
             identities: BTreeSet::new(),
             identities_dropped: 0,
+            last_identity: None,
             sensitive: BTreeMap::new(),
             sensitive_dropped: 0,
             unsigned_tokens: 0,
@@ -400,6 +402,11 @@ impl Endpoint {
     }
 
     pub(crate) fn add_identity(&mut self, id: IdHash, limits: &EndpointLimits) {
+        // A client sends its token on call after call: the last one is the likely one.
+        if self.last_identity == Some(id) {
+            return;
+        }
+        self.last_identity = Some(id);
         if !self.identities.contains(&id) {
             if self.identities.len() < limits.identities {
                 self.identities.insert(id);
