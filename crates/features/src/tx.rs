@@ -251,15 +251,19 @@ fn non_empty_parts(bytes: &[u8], separator: u8) -> usize {
 
 /// `%XX` triples with two hex digits, not overlapping.
 fn percent_triples(bytes: &[u8]) -> usize {
+    // memchr finds the rare '%' a vector at a time; most values have none.
     let mut count = 0;
-    let mut i = 0;
-    while i + 2 < bytes.len() {
-        if bytes[i] == b'%' && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'%', &bytes[from..]) {
+        let i = from + at;
+        if i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
         {
             count += 1;
-            i += 3;
+            from = i + 3;
         } else {
-            i += 1;
+            from = i + 1;
         }
     }
     count
