@@ -36,7 +36,7 @@ impl Default for EndpointLimits {
             params: 64,
             statuses: 32,
             content_types: 8,
-            clients: 256,
+            clients: 64,
             identities: 256,
             sensitive: 64,
             warmup: 32,

@@ -42,12 +42,12 @@ impl Default for InventoryConfig {
             rules: Vec::new(),
             auth: AuthConfig::default(),
             identity_key: Vec::new(),
-            max_endpoints: 10_000,
+            max_endpoints: 5_000,
             endpoint: EndpointLimits::default(),
             schema: SchemaLimits {
                 max_depth: 16,
-                max_properties: 128,
-                max_nodes: 1024,
+                max_properties: 64,
+                max_nodes: 256,
             },
             bodies_in_full: 128,
             body_sample_every: 256,
@@ -129,6 +129,7 @@ pub struct Inventory {
     key: String,
     /// Raw `host NUL method NUL path` → its endpoint, valid for one catalogue generation.
     routes: HashMap<u64, CachedRoute, ahash::RandomState>,
+    route_bytes: usize,
     probe: Vec<u8>,
     stats: InventoryStats,
     findings: Vec<Finding>,
@@ -144,8 +145,10 @@ impl std::fmt::Debug for Inventory {
     }
 }
 
-/// Paths remembered by the route cache before it starts over.
+/// Paths remembered by the route cache before it starts over, and the bytes of their keys
+/// (a spray of long paths must not grow it past a few MiB).
 const ROUTE_CACHE: usize = 1 << 16;
+const ROUTE_CACHE_BYTES: usize = 8 << 20;
 
 struct CachedRoute {
     key: Box<[u8]>,
@@ -170,6 +173,7 @@ impl Inventory {
             index: HashMap::default(),
             key: String::new(),
             routes: HashMap::default(),
+            route_bytes: 0,
             probe: Vec::new(),
             stats: InventoryStats::default(),
             findings: Vec::new(),
@@ -283,9 +287,11 @@ impl Inventory {
                     }
                 };
                 if routed.source != RouteSource::Unlearned {
-                    if self.routes.len() >= ROUTE_CACHE {
+                    if self.routes.len() >= ROUTE_CACHE || self.route_bytes >= ROUTE_CACHE_BYTES {
                         self.routes.clear();
+                        self.route_bytes = 0;
                     }
+                    self.route_bytes += self.probe.len();
                     self.routes.insert(
                         fingerprint,
                         CachedRoute {
@@ -546,6 +552,7 @@ impl Inventory {
         }
         self.endpoints.clear();
         self.routes.clear();
+        self.route_bytes = 0;
         let mut keys: Vec<Box<str>> = entries.keys().cloned().collect();
         keys.sort();
         for k in keys {
