@@ -243,10 +243,15 @@ pub fn extract(t: &TxInput) -> TxFeatures {
 }
 
 fn non_empty_parts(bytes: &[u8], separator: u8) -> usize {
-    bytes
-        .split(|&b| b == separator)
-        .filter(|part| !part.is_empty())
-        .count()
+    // A part starts wherever a non-separator follows a separator (or the start).
+    let mut parts = 0;
+    let mut in_part = false;
+    for &b in bytes {
+        let starts = b != separator && !in_part;
+        parts += usize::from(starts);
+        in_part = b != separator;
+    }
+    parts
 }
 
 /// `%XX` triples with two hex digits, not overlapping.
@@ -433,6 +438,15 @@ mod tests {
         assert!(CLASS_FEATURES.iter().all(|&c| empty[c] == 0.0));
         assert_eq!(empty[TxFeature::Entropy], 0.0);
         assert_eq!(empty[TxFeature::PercentEncoded], 0.0);
+    }
+
+    #[test]
+    fn parts_are_counted_between_separators() {
+        assert_eq!(non_empty_parts(b"", b'/'), 0);
+        assert_eq!(non_empty_parts(b"/", b'/'), 0);
+        assert_eq!(non_empty_parts(b"/a", b'/'), 1);
+        assert_eq!(non_empty_parts(b"//a//bc/", b'/'), 2);
+        assert_eq!(non_empty_parts(b"a=1&&b=2&", b'&'), 2);
     }
 
     #[test]
