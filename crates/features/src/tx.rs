@@ -274,6 +274,9 @@ fn percent_triples(bytes: &[u8]) -> usize {
     count
 }
 
+/// Counts whose c·log₂ c is tabulated (a body sample and a typical query fit).
+const ENTROPY_TABLE: usize = 2048;
+
 /// Byte histogram of the sampled parts.
 struct Sample {
     counts: [u32; 256],
@@ -305,18 +308,30 @@ impl Sample {
         sample
     }
 
+    /// Shannon entropy as log₂ n − (1/n) Σ c·log₂ c, with c·log₂ c from a table for the
+    /// counts a sample has (one logarithm per sample, not one per distinct byte).
     fn entropy(&self) -> f64 {
         if self.len == 0 {
             return 0.0;
         }
+        static C_LOG2_C: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+        let table = C_LOG2_C.get_or_init(|| {
+            (0..=ENTROPY_TABLE)
+                .map(|c| if c == 0 { 0.0 } else { c as f64 * (c as f64).log2() })
+                .collect()
+        });
         let n = self.len as f64;
-        let bits: f64 = self.seen[..self.distinct]
+        let sum: f64 = self.seen[..self.distinct]
             .iter()
             .map(|&b| {
-                let p = f64::from(self.counts[usize::from(b)]) / n;
-                -p * p.log2()
+                let c = self.counts[usize::from(b)] as usize;
+                table
+                    .get(c)
+                    .copied()
+                    .unwrap_or_else(|| c as f64 * (c as f64).log2())
             })
             .sum();
+        let bits = n.log2() - sum / n;
         // Rounding can leave -0.0 or a hair above 8.
         bits.clamp(0.0, 8.0)
     }
