@@ -141,7 +141,8 @@ pub struct Keyer {
     recent_key: ahash::RandomState,
     // Whole credentials by the header or parameter value they came from, so a token seen on
     // every request is parsed (and its JWT decoded) once.
-    credentials: std::cell::RefCell<std::collections::HashMap<u64, Credential, ahash::RandomState>>,
+    credentials:
+        std::cell::RefCell<std::collections::HashMap<u64, Arc<Credential>, ahash::RandomState>>,
     authorization: Arc<str>,
 }
 
@@ -189,11 +190,11 @@ impl Keyer {
         h.finish()
     }
 
-    fn known(&self, fingerprint: u64) -> Option<Credential> {
+    fn known(&self, fingerprint: u64) -> Option<Arc<Credential>> {
         self.credentials.borrow().get(&fingerprint).cloned()
     }
 
-    fn remember(&self, fingerprint: u64, credential: &Credential) {
+    fn remember(&self, fingerprint: u64, credential: &Arc<Credential>) {
         let mut known = self.credentials.borrow_mut();
         if known.len() >= RECENT_HASHES {
             known.clear();
@@ -421,7 +422,7 @@ pub fn extract(
     query: &[u8],
     cfg: &AuthConfig,
     keyer: &Keyer,
-    out: &mut Vec<Credential>,
+    out: &mut Vec<Arc<Credential>>,
 ) {
     let mut sink = Sink {
         start: out.len(),
@@ -484,7 +485,7 @@ pub fn extract(
 }
 
 struct Sink<'a> {
-    out: &'a mut Vec<Credential>,
+    out: &'a mut Vec<Arc<Credential>>,
     start: usize,
     keyer: &'a Keyer,
 }
@@ -494,7 +495,7 @@ impl Sink<'_> {
         self.out.len() - self.start >= MAX_CREDENTIALS
     }
 
-    fn push(&mut self, credential: Credential) {
+    fn push(&mut self, credential: Arc<Credential>) {
         if !self.full() && !self.out[self.start..].contains(&credential) {
             self.out.push(credential);
         }
@@ -525,6 +526,7 @@ impl Sink<'_> {
             subject_hash,
             jwt,
         };
+        let credential = Arc::new(credential);
         self.keyer.remember(fingerprint, &credential);
         self.push(credential);
     }
@@ -555,7 +557,7 @@ impl Sink<'_> {
             ),
             None => self.jwt_subject(jwt.as_deref()),
         };
-        self.push(Credential {
+        self.push(Arc::new(Credential {
             scheme,
             location: Location::Header,
             name: self.keyer.authorization.clone(),
@@ -563,7 +565,7 @@ impl Sink<'_> {
             subject,
             subject_hash,
             jwt,
-        });
+        }));
     }
 }
 
@@ -894,7 +896,7 @@ mod tests {
         let mut out = Vec::new();
         let mut iter = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
         extract(&mut iter, query.as_bytes(), cfg, &keyer, &mut out);
-        out
+        out.into_iter().map(|c| (*c).clone()).collect()
     }
 
     fn one(headers: &[(&str, &str)], query: &str) -> Credential {
@@ -1182,7 +1184,7 @@ mod tests {
     fn no_credential_appends_nothing() {
         let keyer = Keyer::new(KEY);
         let earlier = one(&[("x-api-key", "k")], "");
-        let mut out = vec![earlier.clone()];
+        let mut out = vec![Arc::new(earlier.clone())];
         let headers = [
             (&b"Host"[..], &b"api.example"[..]),
             (b"User-Agent", b"curl/8"),
@@ -1196,7 +1198,7 @@ mod tests {
             &keyer,
             &mut out,
         );
-        assert_eq!(out, [earlier]);
+        assert_eq!(out, [Arc::new(earlier)]);
     }
 
     #[test]

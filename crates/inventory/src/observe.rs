@@ -63,7 +63,7 @@ impl Default for InventoryConfig {
 pub struct Annotations {
     /// `METHOD /template`; `None` for requests to routes that do not exist (404 probes).
     pub route: Option<std::sync::Arc<str>>,
-    pub credentials: Vec<Credential>,
+    pub credentials: Vec<std::sync::Arc<Credential>>,
     /// Sensitive data found anywhere in the transaction.
     pub sensitive: KindSet,
     /// Answered 2xx to a request carrying no credential.
@@ -698,7 +698,7 @@ fn inspect_body(
 
 /// The target with the value of every query parameter that carried a credential replaced by
 /// `REDACTED` (names compared after percent-decoding, as the credential was found).
-fn redact_query_credentials(target: &[u8], credentials: &[Credential]) -> String {
+fn redact_query_credentials(target: &[u8], credentials: &[std::sync::Arc<Credential>]) -> String {
     let text = String::from_utf8_lossy(target);
     let Some((path, query)) = text.split_once('?') else {
         return text.into_owned();
