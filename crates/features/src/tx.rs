@@ -317,7 +317,13 @@ impl Sample {
         static C_LOG2_C: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
         let table = C_LOG2_C.get_or_init(|| {
             (0..=ENTROPY_TABLE)
-                .map(|c| if c == 0 { 0.0 } else { c as f64 * (c as f64).log2() })
+                .map(|c| {
+                    if c == 0 {
+                        0.0
+                    } else {
+                        c as f64 * (c as f64).log2()
+                    }
+                })
                 .collect()
         });
         let n = self.len as f64;
