@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use sinks::alert::{
+    Alert, Attack, Baseline, Client, Contribution, Detector, DetectorKind, EvidenceRef,
+    Explanation, Http, Lifecycle, Server, Severity,
+};
 
 use crate::spec::{Spec, Status};
 use crate::Inventory;
@@ -21,7 +23,7 @@ pub struct ShadowAlerts {
 impl ShadowAlerts {
     /// Alerts for shadow endpoints that are new (`create`) or have more calls since the last
     /// time (`update`).
-    pub fn poll(&mut self, inv: &mut Inventory, spec: &Spec) -> Vec<Value> {
+    pub fn poll(&mut self, inv: &mut Inventory, spec: &Spec) -> Vec<Alert> {
         let mut out = Vec::new();
         let entries: Vec<_> = inv
             .endpoints()
@@ -36,8 +38,8 @@ impl ShadowAlerts {
             }
             let dedup_key = format!("{DETECTOR_ID}|{host}|{method}|{template}");
             let lifecycle = match self.raised.get(&dedup_key) {
-                None => "create",
-                Some(&n) if n < ep.calls => "update",
+                None => Lifecycle::Create,
+                Some(&n) if n < ep.calls => Lifecycle::Update,
                 Some(_) => continue,
             };
             self.raised.insert(dedup_key.clone(), ep.calls);
@@ -65,40 +67,24 @@ fn time(ns: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Deterministic id of one revision of an alert (same alert, same count → same id).
-fn alert_id(dedup_key: &str, count: u64) -> String {
-    let mut h = Sha256::new();
-    h.update(dedup_key.as_bytes());
-    h.update(count.to_be_bytes());
-    let d = h.finalize();
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn alert(
     dedup_key: &str,
-    lifecycle: &str,
+    lifecycle: Lifecycle,
     host: &str,
     method: &str,
     template: &str,
     ep: &crate::endpoint::Endpoint,
     confidence: f64,
-) -> Value {
+) -> Alert {
     // Unauthenticated success or sensitive data on an undocumented endpoint is worse.
     let exposed = !ep.sensitive.is_empty();
     let open = ep.unauthenticated_success > 0;
-    let score: u64 = 40 + if exposed { 25 } else { 0 } + if open { 15 } else { 0 };
-    let level = match score {
-        0..=19 => "info",
-        20..=39 => "low",
-        40..=69 => "medium",
-        70..=89 => "high",
-        _ => "critical",
-    };
+    let score: u8 = 40 + if exposed { 25 } else { 0 } + if open { 15 } else { 0 };
     let top_client = ep
         .clients
         .iter()
         .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(ip, _)| ip.to_string());
+        .map(|(ip, _)| *ip);
     let route = format!("{method} {template}");
     let kinds: Vec<&str> = {
         let mut k: Vec<&str> = ep
@@ -129,38 +115,97 @@ fn alert(
             ep.unauthenticated_success
         ));
     }
-    json!({
-        "alert_id": alert_id(dedup_key, ep.calls),
-        "dedup_key": dedup_key,
-        "lifecycle": lifecycle,
-        "count": ep.calls,
-        "time": time(ep.last_seen),
-        "first_seen": time(ep.first_seen),
-        "last_seen": time(ep.last_seen),
-        "detector": {"id": DETECTOR_ID, "name": "Shadow API endpoint", "kind": "rule", "version": 1},
-        "severity": {"level": level, "score": score},
-        "confidence": (confidence * 100.0).round() / 100.0,
-        "title": format!("Undocumented endpoint {route} on {host}"),
-        "summary": summary,
-        "attack": {"owasp": "API9:2023 Improper Inventory Management", "mitre": "T1190"},
-        "client": {"ip": top_client},
-        "server": {
-            "ip": ep.server.map(|s| s.ip().to_string()),
-            "port": ep.server.map(|s| s.port()),
-            "host": host,
+    let contribution = |feature: &str, value: f64, expected: f64, share: f64| Contribution {
+        feature: feature.to_string(),
+        value,
+        expected: Some(expected),
+        p50: None,
+        p99: None,
+        share,
+    };
+    Alert {
+        alert_id: sinks::alert::alert_id(dedup_key, ep.calls),
+        dedup_key: dedup_key.to_string(),
+        lifecycle,
+        count: ep.calls,
+        time: ep.last_seen,
+        first_seen: ep.first_seen,
+        last_seen: ep.last_seen,
+        detector: Detector {
+            id: DETECTOR_ID.to_string(),
+            name: "Shadow API endpoint".to_string(),
+            kind: DetectorKind::Rule,
+            version: 1,
         },
-        "http": {"method": method, "route": route, "url": ep.sample_path_redacted(), "status": ep.statuses.keys().copied().find(|s| (200..300).contains(s))},
-        "explanation": {
-            "score": score,
-            "threshold": 40,
-            "baseline": {"scope": "reference_spec", "key": host, "window": "all", "samples": ep.calls},
-            "contributions": [
-                {"feature": "documented_in_spec", "value": 0, "expected": 1, "share": if exposed || open { 0.5 } else { 1.0 }},
-                {"feature": "sensitive_data_kinds", "value": kinds.len(), "expected": 0, "share": if exposed { 0.3 } else { 0.0 }},
-                {"feature": "unauthenticated_success", "value": ep.unauthenticated_success, "expected": 0, "share": if open { if exposed { 0.2 } else { 0.5 } } else { 0.0 }},
+        severity: Severity::from_score(score),
+        confidence: (confidence * 100.0).round() / 100.0,
+        title: format!("Undocumented endpoint {route} on {host}"),
+        summary,
+        attack: Some(Attack {
+            owasp: Some("API9:2023 Improper Inventory Management".to_string()),
+            mitre: Some("T1190".to_string()),
+        }),
+        client: Client {
+            ip: top_client,
+            ..Default::default()
+        },
+        server: Server {
+            ip: ep.server.map(|s| s.ip()),
+            port: ep.server.map(|s| s.port()),
+            host: Some(host.to_string()),
+        },
+        http: Http {
+            method: Some(method.to_string()),
+            route: Some(route.clone()),
+            url: Some(ep.sample_path_redacted()),
+            status: ep.statuses.keys().copied().find(|s| (200..300).contains(s)),
+        },
+        explanation: Some(Explanation {
+            score: f64::from(score),
+            threshold: 40.0,
+            baseline: Some(Baseline {
+                scope: "reference_spec".to_string(),
+                key: host.to_string(),
+                window: "all".to_string(),
+                samples: ep.calls,
+            }),
+            contributions: vec![
+                contribution(
+                    "documented_in_spec",
+                    0.0,
+                    1.0,
+                    if exposed || open { 0.5 } else { 1.0 },
+                ),
+                contribution(
+                    "sensitive_data_kinds",
+                    kinds.len() as f64,
+                    0.0,
+                    if exposed { 0.3 } else { 0.0 },
+                ),
+                contribution(
+                    "unauthenticated_success",
+                    ep.unauthenticated_success as f64,
+                    0.0,
+                    match (open, exposed) {
+                        (true, true) => 0.2,
+                        (true, false) => 0.5,
+                        _ => 0.0,
+                    },
+                ),
             ],
-        },
-        "recommended_action": "Confirm who owns this endpoint; document it in the reference spec, or block it at the gateway and retire it.",
-        "evidence": ep.evidence.as_ref().map(|(uid, i)| vec![json!({"flow_uid": &**uid, "tx_index": i})]).unwrap_or_default(),
-    })
+        }),
+        recommended_action: Some(
+            "Confirm who owns this endpoint; document it in the reference spec, or block it at the gateway and retire it.".to_string(),
+        ),
+        evidence: ep
+            .evidence
+            .as_ref()
+            .map(|(uid, i)| {
+                vec![EvidenceRef {
+                    flow_uid: uid.to_string(),
+                    tx_index: *i,
+                }]
+            })
+            .unwrap_or_default(),
+    }
 }

@@ -46,11 +46,15 @@ impl RecordWriter {
         Ok(batch.len() as u64)
     }
 
-    /// Writes JSON values (alert records) one per line.
-    pub fn write_json_lines(&mut self, values: &[serde_json::Value]) -> Result<()> {
-        for v in values {
-            serde_json::to_writer(&mut self.buf, v)?;
-            self.buf.push(b'\n');
+    /// Encodes alert records, one per line, in a SIEM's format.
+    pub fn write_alerts(
+        &mut self,
+        alerts: &[sinks::alert::Alert],
+        format: sinks::siem::AlertFormat,
+        ctx: &sinks::siem::EncodeContext,
+    ) -> Result<()> {
+        for a in alerts {
+            sinks::siem::encode(a, format, ctx, &mut self.buf);
         }
         Ok(())
     }
@@ -63,6 +67,24 @@ impl RecordWriter {
         self.sink.flush().context("writing transactions")?;
         Ok(())
     }
+}
+
+/// What alert encoders say of this sensor: the host name (syslog HOSTNAME, CEF dvchost).
+pub fn encode_context() -> sinks::siem::EncodeContext {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mirador".to_string());
+    sinks::siem::EncodeContext::new(host.clone(), host)
+}
+
+/// The `--alert-format` values, as RECORDS.md §4 spells them.
+pub fn alert_format_parser(
+) -> impl clap::builder::TypedValueParser<Value = sinks::siem::AlertFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(sinks::siem::AlertFormat::ALL.map(|f| f.as_str()))
+        .try_map(|s: String| s.parse::<sinks::siem::AlertFormat>())
 }
 
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -33,6 +33,9 @@ pub struct ReplayArgs {
     /// endpoints are alerted when inventory.spec names a reference spec.
     #[arg(long, value_name = "PATH")]
     pub alerts: Option<PathBuf>,
+    /// Encoding of the alert records.
+    #[arg(long, value_name = "FORMAT", default_value = "canonical", value_parser = crate::output::alert_format_parser())]
+    pub alert_format: sinks::siem::AlertFormat,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -78,7 +81,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         args.no_progress,
         writer,
         inventory,
-        spec.as_ref().zip(alerts.as_mut()),
+        spec.as_ref()
+            .zip(alerts.as_mut())
+            .map(|(s, w)| (s, w, args.alert_format)),
     )
 }
 
@@ -96,7 +101,11 @@ pub fn process(
     no_progress: bool,
     mut writer: Option<RecordWriter>,
     inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
-    alerts: Option<(&inventory::spec::Spec, &mut RecordWriter)>,
+    alerts: Option<(
+        &inventory::spec::Spec,
+        &mut RecordWriter,
+        sinks::siem::AlertFormat,
+    )>,
 ) -> Result<()> {
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!no_progress && std::io::stderr().is_terminal()).then(|| {
@@ -163,10 +172,10 @@ pub fn process(
     let finished = pipeline.join()?;
     let analysis_summary = inventory.as_ref().map(|a| {
         let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((spec, out)) = alerts {
+        if let Some((spec, out, format)) = alerts {
             // Shadow endpoints, once the whole capture is in the inventory.
             let raised = inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
-            out.write_json_lines(&raised)?;
+            out.write_alerts(&raised, format, &crate::output::encode_context())?;
             out.flush()?;
         }
         anyhow::Ok(crate::summary::AnalysisSummary::of(&a))

@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Write alert records to PATH, or to stdout with "-" (overrides output.alerts).
     #[arg(long, value_name = "PATH")]
     pub alerts: Option<PathBuf>,
+    /// Encoding of the alert records.
+    #[arg(long, value_name = "FORMAT", default_value = "canonical", value_parser = crate::output::alert_format_parser())]
+    pub alert_format: sinks::siem::AlertFormat,
 }
 
 fn load(args: &RunArgs) -> Result<Config> {
@@ -362,6 +365,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let decode =
         (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
     let mut shadow = inventory::alerts::ShadowAlerts::default();
+    let alert_format = args.alert_format;
+    let encode_context = crate::output::encode_context();
     let export_every = Duration::from_secs(cfg.inventory.export_interval_secs);
     let mut next_export = Instant::now() + export_every;
     // Writes the inventory file and any new shadow alerts; wall-clock paced, outside the core.
@@ -373,7 +378,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             let raised = shadow.poll(inv, spec);
             if !raised.is_empty() {
                 info!(alerts = raised.len(), "shadow endpoints");
-                if let Err(e) = out.write_json_lines(&raised).and_then(|_| out.flush()) {
+                if let Err(e) = out
+                    .write_alerts(&raised, alert_format, &encode_context)
+                    .and_then(|_| out.flush())
+                {
                     error!("writing alerts: {e:#}");
                 }
             }
