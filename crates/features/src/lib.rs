@@ -5,10 +5,12 @@
 //! [`auth`] names the credential on a request and follows it by keyed hash;
 //! [`sensitive`] finds and redacts sensitive values;
 //! [`tx`] turns one transaction into a fixed feature array;
-//! [`entity`] follows clients, identities, endpoints and networks at several time scales.
+//! [`entity`] follows clients, identities, endpoints and networks at several time scales;
+//! [`injection`] finds SQL injection, XSS, traversal, command injection and SSRF in values.
 
 pub mod auth;
 pub mod entity;
+pub mod injection;
 pub mod segment;
 pub mod sensitive;
 pub mod template;
