@@ -265,17 +265,11 @@ fn is_absolute(target: &str) -> bool {
         .is_some_and(|(s, _)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()))
 }
 
-/// Host and port of a Host header value (`h`, `h:p`, `[v6]:p`).
+/// Host and port of a Host header value (`h`, `h:p`, `[v6]:p`): the transaction record's rule.
 fn split_host_port(raw: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = raw.strip_prefix('[') {
-        if let Some((h, after)) = rest.split_once(']') {
-            return (h, after.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match raw.split_once(':') {
-        Some((h, p)) if !p.contains(':') => (h, p.parse().ok()),
-        _ => (raw, None),
-    }
+    let (host, port) = crate::ecs::split_host_port(raw.as_bytes());
+    // A slice cut at ASCII ':' / '[' / ']' of a str is still UTF-8.
+    (std::str::from_utf8(host).unwrap_or(raw), port)
 }
 
 /// `host[:port]` for a URL: the port when the host does not carry one and it is not 80.
