@@ -90,7 +90,7 @@ impl Kind {
         }
     }
 
-    const fn bit(self) -> u16 {
+    pub const fn bit(self) -> u16 {
         1 << self as u8
     }
 }

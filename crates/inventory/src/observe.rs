@@ -66,6 +66,11 @@ pub struct Annotations {
     pub credentials: Vec<std::sync::Arc<Credential>>,
     /// Sensitive data found anywhere in the transaction.
     pub sensitive: KindSet,
+    /// Sensitive data found in the response body alone.
+    pub response_sensitive: KindSet,
+    /// The transaction was in the inspected sample: its bodies were scanned, so no sensitive
+    /// kind means none was there.
+    pub inspected: bool,
     /// Answered 2xx to a request carrying no credential.
     pub unauthenticated_success: bool,
     /// Query parameters and header names the endpoint had not had after its warm-up.
@@ -445,6 +450,8 @@ impl Inventory {
         );
         notes.body_depth = body_notes.depth;
         if let Some(r) = &tx.response {
+            let request_kinds = body_notes.sensitive;
+            body_notes.sensitive = KindSet::default();
             inspect_body(
                 &mut scratch,
                 ep,
@@ -453,9 +460,12 @@ impl Inventory {
                 Place::ResponseBody,
                 &mut body_notes,
             );
+            notes.response_sensitive = body_notes.sensitive;
+            body_notes.sensitive = body_notes.sensitive.union(request_kinds);
         }
+        notes.inspected = inspect;
         notes.unseen_fields = body_notes.unseen_fields;
-        notes.sensitive.union(body_notes.sensitive);
+        notes.sensitive = notes.sensitive.union(body_notes.sensitive);
         Some(notes)
     }
 

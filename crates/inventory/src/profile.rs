@@ -200,6 +200,17 @@ impl Profiler {
         })
     }
 
+    /// The features of a transaction's client at its time.
+    pub fn client(&self, p: &Profile) -> Option<EntityFeatures> {
+        self.clients.features(p.client, p.now_ns)
+    }
+
+    /// The features of a transaction's endpoint at its time.
+    pub fn endpoint(&self, p: &Profile) -> Option<EntityFeatures> {
+        p.endpoint
+            .and_then(|k| self.endpoints.features(k, p.now_ns))
+    }
+
     /// The features of a transaction's entities at its time (`None` for one since evicted).
     pub fn entities(&self, p: &Profile) -> Entities {
         Entities {

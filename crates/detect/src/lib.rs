@@ -1,0 +1,541 @@
+//! Detection (issue 5): behavioural detectors and a streaming anomaly model over each
+//! transaction, what the inventory learnt of it and the behaviour of its entities; explained
+//! alerts with a lifecycle. Deterministic: packet time only, no I/O (snapshots are bytes; the
+//! binary reads and writes them).
+//!
+//! [`Detect::observe`] takes one transaction after the inventory: it extracts the request's
+//! parameters ([`request`]), scans them for injection payloads, scores the transaction with the
+//! [`model`] (per-parameter value models, Half-Space Trees, hard evidence) against an adaptive
+//! [`threshold`], runs the [`rules`], filters what they found through operator [`feedback`],
+//! and folds it into alert episodes ([`lifecycle`]). What it raised waits in an outbox for the
+//! binary to deliver ([`Detect::take_alerts`]). Every per-key structure is bounded ([`table`]).
+
+pub mod feedback;
+pub mod hst;
+pub mod lifecycle;
+pub mod model;
+pub mod params;
+pub mod request;
+pub mod rules;
+pub mod table;
+pub mod threshold;
+
+use std::net::IpAddr;
+
+use features::entity::{client_network, key_hash};
+use features::injection::{self, Detection};
+use serde::{Deserialize, Serialize};
+use sinks::alert::{Alert, Attack, Baseline, Contribution, Explanation};
+
+use crate::feedback::{Decision, Feedback};
+use crate::lifecycle::{Episodes, LifecycleConfig, LifecycleStats};
+use crate::model::{Model, ModelConfig, DIMS};
+use crate::request::Params;
+use crate::rules::{round3, Ctx, RuleConfig, Rules, MODEL};
+use crate::table::Table;
+use crate::threshold::Persistence;
+
+const NS: u64 = 1_000_000_000;
+/// Snapshot format; bumped when a saved structure changes meaning.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    pub model: ModelConfig,
+    pub rules: RuleConfig,
+    pub lifecycle: LifecycleConfig,
+    /// The anomaly model alerts a client when `k` of its last `n` scores crossed the
+    /// threshold, or at once for a score twice the threshold.
+    pub persistence_k: u32,
+    pub persistence_n: u32,
+    /// Update baselines and the model (`--no-learn` turns it off).
+    pub learn: bool,
+    /// Raise alerts (`--learn-only` turns it off).
+    pub alert: bool,
+    pub suppress: Vec<feedback::Matcher>,
+    pub allow: Vec<feedback::Matcher>,
+    /// Dedup keys marked false positive.
+    pub false_positives: Vec<String>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            model: ModelConfig::default(),
+            rules: RuleConfig::default(),
+            lifecycle: LifecycleConfig::default(),
+            persistence_k: 2,
+            persistence_n: 8,
+            learn: true,
+            alert: true,
+            suppress: Vec::new(),
+            allow: Vec::new(),
+            false_positives: Vec::new(),
+        }
+    }
+}
+
+/// The model's word on one transaction (`mirador.anomaly.score`, `mirador.anomaly.alerted`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    pub score: f64,
+    /// The transaction contributed to an alert.
+    pub alerted: bool,
+}
+
+/// Counters for the summary and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DetectStats {
+    pub scored: u64,
+    pub learnt: u64,
+    pub crossed: u64,
+    pub alerted_transactions: u64,
+    pub injections: u64,
+    pub lifecycle: LifecycleStats,
+    pub suppressed: u64,
+    pub allowed: u64,
+    pub evicted: u64,
+}
+
+/// What a snapshot holds: everything learnt, nothing of the short windows.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    version: u32,
+    model: Model,
+    rules: Rules,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a Mirador model snapshot (or corrupt): {0}")]
+    Format(String),
+    #[error("model snapshot version {0}, this sensor reads version {SNAPSHOT_VERSION}: relearn with --model-out")]
+    Version(u32),
+}
+
+pub struct Detect {
+    cfg: DetectConfig,
+    model: Model,
+    rules: Rules,
+    episodes: Episodes,
+    feedback: Feedback,
+    persistence: Table<Persistence>,
+    params: Params,
+    injections: Vec<(String, Detection)>,
+    scan: Vec<Detection>,
+    found: Vec<Alert>,
+    outbox: Vec<Alert>,
+    stats: DetectStats,
+    last_ns: u64,
+    swept_ns: u64,
+}
+
+impl std::fmt::Debug for Detect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detect")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Alerts waiting in the outbox at most; more are dropped and counted (the binary drains it
+/// after every batch, so this only bounds a stalled consumer).
+const MAX_OUTBOX: usize = 100_000;
+
+impl Detect {
+    pub fn new(cfg: DetectConfig) -> Self {
+        let model = Model::new(&cfg.model);
+        let rules = Rules::new(cfg.rules.clone());
+        Self::with_state(cfg, model, rules)
+    }
+
+    fn with_state(cfg: DetectConfig, model: Model, rules: Rules) -> Self {
+        let feedback = Feedback {
+            suppress: cfg.suppress.clone(),
+            allow: cfg.allow.clone(),
+            false_positives: cfg.false_positives.iter().cloned().collect(),
+            ..Default::default()
+        };
+        Detect {
+            episodes: Episodes::new(cfg.lifecycle),
+            persistence: Table::new(cfg.rules.max_clients),
+            feedback,
+            model,
+            rules,
+            params: Params::default(),
+            injections: Vec::new(),
+            scan: Vec::new(),
+            found: Vec::new(),
+            outbox: Vec::new(),
+            stats: DetectStats::default(),
+            last_ns: 0,
+            swept_ns: 0,
+            cfg,
+        }
+    }
+
+    /// The learnt state as bytes (gzip-compressed JSON with a version).
+    pub fn snapshot(&self) -> Vec<u8> {
+        use std::io::Write;
+        let snap = SnapshotRef {
+            version: SNAPSHOT_VERSION,
+            model: &self.model,
+            rules: &self.rules,
+        };
+        let json = serde_json::to_vec(&snap).unwrap_or_default();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing into a Vec cannot fail.
+        let _ = gz.write_all(&json);
+        gz.finish().unwrap_or_default()
+    }
+
+    /// A detector that continues from a snapshot, with `cfg`'s thresholds and switches.
+    pub fn restore(cfg: DetectConfig, bytes: &[u8]) -> Result<Self, SnapshotError> {
+        use std::io::Read;
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut json)
+            .map_err(|e| SnapshotError::Format(e.to_string()))?;
+        let version: VersionOnly =
+            serde_json::from_slice(&json).map_err(|e| SnapshotError::Format(e.to_string()))?;
+        if version.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(version.version));
+        }
+        let snap: Snapshot =
+            serde_json::from_slice(&json).map_err(|e| SnapshotError::Format(e.to_string()))?;
+        let mut model = snap.model;
+        model.threshold.alpha = cfg.model.false_alarm_rate.clamp(1e-6, 0.5);
+        model.threshold.floor = cfg.model.score_floor;
+        model.threshold.refit();
+        let mut rules = snap.rules;
+        rules.set_config(cfg.rules.clone());
+        Ok(Self::with_state(cfg, model, rules))
+    }
+
+    pub fn stats(&self) -> DetectStats {
+        DetectStats {
+            lifecycle: self.episodes.stats,
+            suppressed: self.feedback.suppressed,
+            allowed: self.feedback.allowed,
+            evicted: self.rules.stats().evicted
+                + self.model.params.evicted()
+                + self.persistence.evicted(),
+            ..self.stats
+        }
+    }
+
+    /// The current alarm threshold of the model (infinite while it learns).
+    pub fn threshold(&self) -> f64 {
+        self.model.threshold.value()
+    }
+
+    /// Alerts raised since the last call, in the order raised.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Closes every open alert (end of a capture, shutdown).
+    pub fn finish(&mut self) {
+        let now = self.last_ns;
+        self.episodes.close_all(now, &mut self.outbox);
+    }
+
+    /// Scores one transaction and runs the detectors on it.
+    pub fn observe(
+        &mut self,
+        flow: &engine::FlowIds,
+        tx: &http::Transaction,
+        notes: &inventory::Annotations,
+        profile: Option<&inventory::profile::Profile>,
+        profiler: &inventory::profile::Profiler,
+    ) -> Option<Verdict> {
+        let req = tx.request.as_ref()?;
+        let now = tx.start().as_nanos();
+        self.last_ns = self.last_ns.max(now);
+        let target = req.target();
+        let path_end = memchr::memchr(b'?', target).unwrap_or(target.len());
+        let (path, query) = (&target[..path_end], target.get(path_end + 1..).unwrap_or(&[]));
+
+        self.params.clear();
+        self.params.add_urlencoded("", query);
+        let content_type = req.head.get("content-type").unwrap_or(b"");
+        let body = req.body.content();
+        if !body.is_empty() {
+            if contains_ignore_case(content_type, b"x-www-form-urlencoded") {
+                self.params.add_urlencoded("", body);
+            } else if contains_ignore_case(content_type, b"json") {
+                self.params.add_json(body);
+            }
+        }
+        self.injections.clear();
+        for p in std::iter::once(("path", path)).chain(
+            self.params
+                .as_slice()
+                .iter()
+                .map(|p| (p.name.as_str(), p.raw.as_slice())),
+        ) {
+            self.scan.clear();
+            injection::scan(p.1, &mut self.scan);
+            for d in self.scan.drain(..) {
+                self.injections.push((p.0.to_string(), d));
+            }
+        }
+        let evasions: Vec<&'static str> = tx
+            .anomalies
+            .iter()
+            .map(|a| a.as_str())
+            .filter(|a| self.rules.is_evasion(a))
+            .collect();
+
+        let host = req
+            .head
+            .get("host")
+            .map(|h| String::from_utf8_lossy(h).into_owned());
+        let method = String::from_utf8_lossy(req.method()).into_owned();
+        let route = notes.route.as_deref();
+        let endpoint_key = match route {
+            Some(r) => key_hash(r.as_bytes()),
+            None => {
+                let mut k = Vec::with_capacity(64);
+                k.extend_from_slice(host.as_deref().unwrap_or("").as_bytes());
+                k.push(0);
+                k.extend_from_slice(req.method());
+                k.push(0);
+                k.extend_from_slice(path);
+                key_hash(&k)
+            }
+        };
+        let client_features = profile.and_then(|p| profiler.client(p));
+        let raw = match profile {
+            Some(p) => model::raw_vector(&p.tx, client_features.as_ref()),
+            None => [0.0; DIMS.len()],
+        };
+        let unit = model::squash(&raw);
+        let score = self.model.score(
+            endpoint_key,
+            self.params.as_slice(),
+            &unit,
+            self.injections.len(),
+            !evasions.is_empty(),
+        );
+        let total = score.total();
+        let threshold = self.model.threshold.value();
+        let ready = self.model.ready();
+        let crossed = ready && total >= threshold;
+        self.stats.scored += 1;
+        self.stats.crossed += u64::from(crossed);
+        self.stats.injections += u64::from(!self.injections.is_empty());
+
+        let client = flow.client.ip();
+        let network = client_network(client);
+        let ip_key = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => key_hash(&v4.octets()),
+            IpAddr::V6(v6) => key_hash(&v6.octets()),
+        };
+        let credential = notes.credentials.first();
+        let identity = credential.map(|c| {
+            let id = c.subject_hash.unwrap_or(c.secret);
+            let key = u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default());
+            (key, id.to_hex())
+        });
+        let jwt = credential.and_then(|c| c.jwt.as_deref());
+        let now_secs = (now / NS) as i64;
+        let login = self.rules.is_login(path);
+        let login_user = login.then(|| login_user(credential, self.params.as_slice())).flatten();
+        let url = notes
+            .redacted_target
+            .clone()
+            .unwrap_or_else(|| String::from_utf8_lossy(target).into_owned());
+        let ctx = Ctx {
+            now_ns: now,
+            flow_uid: &flow.uid,
+            tx_index: tx.index,
+            client,
+            client_port: flow.client.port(),
+            client_key: ip_key(client),
+            network,
+            network_key: ip_key(network),
+            server: flow.server.ip(),
+            server_port: flow.server.port(),
+            host,
+            method,
+            url: features::sensitive::redact(&url).into_owned(),
+            route,
+            endpoint_key,
+            status: tx.response.as_ref().map(|r| r.status).filter(|&s| s != 0),
+            user_agent: req
+                .head
+                .get("user-agent")
+                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            identity,
+            has_credentials: !notes.credentials.is_empty(),
+            jwt_unsigned: jwt.is_some_and(|j| j.unsigned),
+            jwt_expired_for: jwt
+                .filter(|j| j.expired_at(now_secs))
+                .and_then(|j| j.exp)
+                .map(|exp| now_secs - exp),
+            object: notes.object_id.clone().and_then(|r| target.get(r)),
+            login,
+            login_user,
+            injections: &self.injections,
+            evasions,
+            response_kinds: notes.response_sensitive,
+            inspected: notes.inspected,
+            response_bytes: tx.response.as_ref().map_or(0, |r| r.body.len),
+            endpoint_objects: profile
+                .and_then(|p| profiler.endpoint(p))
+                .map_or(0.0, |e| e[features::entity::EntityFeature::DistinctObjects1h]),
+        };
+
+        self.found.clear();
+        if self.cfg.alert {
+            self.rules.observe(&ctx, self.cfg.learn, &mut self.found);
+        }
+        let persistence = self
+            .persistence
+            .entry(ctx.client_key, Persistence::default);
+        let persistent =
+            persistence.push(crossed, self.cfg.persistence_k, self.cfg.persistence_n);
+        if self.cfg.alert && crossed && (persistent || total >= 2.0 * threshold) {
+            let a = self.model_alert(&ctx, &score, &raw, &unit, total, threshold);
+            self.found.push(a);
+        }
+
+        let mut alerted = false;
+        let mut allowed = false;
+        for a in self.found.drain(..) {
+            match self.feedback.decide(&a) {
+                Decision::Raise => {
+                    if self.outbox.len() >= MAX_OUTBOX {
+                        self.outbox.remove(0);
+                    }
+                    alerted |= self.episodes.report(a, now, &mut self.outbox);
+                }
+                Decision::Suppress => {}
+                Decision::Allow => allowed = true,
+            }
+        }
+        self.stats.alerted_transactions += u64::from(alerted);
+
+        // Robust learning: what crossed the threshold, alerted, or carried attack payloads is
+        // not learnt as normal, unless an operator said it is.
+        let hard_evidence = !self.injections.is_empty() || !ctx.evasions.is_empty();
+        let normal = allowed || (!crossed && !alerted && !hard_evidence);
+        if self.cfg.learn && normal {
+            self.model.learn(
+                endpoint_key,
+                self.params.as_slice(),
+                &raw,
+                &unit,
+                total,
+            );
+            self.stats.learnt += 1;
+        }
+        if now.saturating_sub(self.swept_ns) >= 60 * NS {
+            self.swept_ns = now;
+            self.episodes.sweep(now, &mut self.outbox);
+        }
+        Some(Verdict {
+            score: round3(total),
+            alerted,
+        })
+    }
+
+    fn model_alert(
+        &self,
+        ctx: &Ctx,
+        score: &model::ModelScore,
+        raw: &[f64; DIMS.len()],
+        unit: &[f64; DIMS.len()],
+        total: f64,
+        threshold: f64,
+    ) -> Alert {
+        let attribution = self.model.hst.attribution(unit);
+        let parts = score.parts(&attribution);
+        let route = ctx.route.unwrap_or("an unknown route");
+        let mut a = ctx.alert(
+            &MODEL,
+            "client_endpoint",
+            &format!("{}|{route}", ctx.client),
+            (40.0 + 10.0 * (total / threshold.max(1e-9))).min(85.0) as u8,
+            (1.0 - threshold / total.max(1e-9) / 2.0).clamp(0.5, 0.95),
+        );
+        let top: Vec<&str> = parts.iter().take(3).map(|(n, _)| n.as_str()).collect();
+        a.title = format!("Anomalous request to {route} from {}", ctx.client);
+        a.summary = format!(
+            "Anomaly score {:.1} against a threshold of {:.1} learnt from {} normal transactions; it stood out most in {}.",
+            total,
+            threshold,
+            self.model.learnt,
+            top.join(", ")
+        );
+        let owasp = match parts.first().map(|(n, _)| n.as_str()) {
+            Some("endpoint.novelty") => "API9:2023 Improper Inventory Management",
+            Some(n) if n.starts_with("client.") => "API4:2023 Unrestricted Resource Consumption",
+            _ => "API8:2023 Security Misconfiguration",
+        };
+        a.attack = Some(Attack {
+            owasp: Some(owasp.to_string()),
+            mitre: MODEL.mitre.map(String::from),
+        });
+        let contributions = parts
+            .iter()
+            .take(5)
+            .map(|(name, points)| {
+                let dim = DIMS.iter().position(|d| d.name() == *name);
+                Contribution {
+                    feature: name.clone(),
+                    value: round3(dim.map_or(*points, |i| raw[i])),
+                    expected: Some(round3(dim.map_or(0.0, |i| self.model.means[i]))),
+                    p50: None,
+                    p99: None,
+                    share: round3(points / total.max(1e-9)),
+                }
+            })
+            .collect();
+        a.explanation = Some(Explanation {
+            score: round3(total),
+            threshold: round3(threshold),
+            baseline: Some(Baseline {
+                scope: "endpoint".to_string(),
+                key: route.to_string(),
+                window: "streaming".to_string(),
+                samples: self.model.learnt,
+            }),
+            contributions,
+        });
+        a
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    model: &'a Model,
+    rules: &'a Rules,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The user name a login tried: the Basic user, else a body or query field named like one.
+fn login_user(
+    credential: Option<&std::sync::Arc<features::auth::Credential>>,
+    params: &[request::Param],
+) -> Option<u64> {
+    if let Some(h) = credential.and_then(|c| c.subject_hash) {
+        return Some(u64::from_le_bytes(h.0[..8].try_into().unwrap_or_default()));
+    }
+    const NAMES: [&str; 6] = ["username", "user", "email", "login", "user_name", "account"];
+    params.iter().find_map(|p| {
+        let leaf = p.name.rsplit('.').next().unwrap_or(&p.name).to_ascii_lowercase();
+        (NAMES.contains(&leaf.as_str()) && !p.decoded.is_empty()).then(|| key_hash(&p.decoded))
+    })
+}
