@@ -184,14 +184,14 @@ pub fn generate(s: &ApiScenario) -> ApiTraffic {
 
 /// SplitMix64: small, fast, and the same sequence on every platform.
 #[derive(Clone, Debug)]
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -199,44 +199,44 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 
-    fn word(&mut self, items: &[&'static str]) -> &'static str {
+    pub(crate) fn word(&mut self, items: &[&'static str]) -> &'static str {
         items[self.below(items.len() as u64) as usize]
     }
 
-    fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;
             items.swap(i, j);
         }
     }
 
-    fn chars(&mut self, len: usize, alphabet: &[u8]) -> String {
+    pub(crate) fn chars(&mut self, len: usize, alphabet: &[u8]) -> String {
         (0..len).map(|_| *self.pick(alphabet) as char).collect()
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }
 
-const HEX: &[u8] = b"0123456789abcdef";
-const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+pub(crate) const HEX: &[u8] = b"0123456789abcdef";
+pub(crate) const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Longest run of digits, not broken by `-` or space: a random identifier with a long one could
@@ -257,7 +257,7 @@ fn longest_digit_run(s: &str) -> usize {
 }
 
 /// Random text that cannot be mistaken for a card number.
-fn random_id(rng: &mut Rng, len: usize, alphabet: &[u8]) -> String {
+pub(crate) fn random_id(rng: &mut Rng, len: usize, alphabet: &[u8]) -> String {
     loop {
         let s = rng.chars(len, alphabet);
         if longest_digit_run(&s) <= 8 {
@@ -266,7 +266,7 @@ fn random_id(rng: &mut Rng, len: usize, alphabet: &[u8]) -> String {
     }
 }
 
-fn uuid(rng: &mut Rng) -> String {
+pub(crate) fn uuid(rng: &mut Rng) -> String {
     loop {
         let mut h = rng.chars(32, HEX).into_bytes();
         h[12] = b'4';
@@ -289,19 +289,19 @@ fn uuid(rng: &mut Rng) -> String {
 // ---------------------------------------------------------------------------------------------
 // Realistic values
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "alice", "bruno", "chen", "dana", "elif", "farah", "gustavo", "hana", "ivan", "jonas", "kofi",
     "lena", "mateo", "nadia", "oscar", "priya", "quentin", "rosa", "samir", "tomas", "uma",
     "viktor", "wen", "yara", "zoe", "amara", "bjorn", "carmen", "dmitri", "esme",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "smith", "garcia", "nguyen", "kowalski", "okafor", "rossi", "tanaka", "muller", "silva",
     "haddad", "jensen", "kim", "novak", "obrien", "petrov", "quinn", "reyes", "schmidt", "torres",
     "varga", "walsh", "xu", "young", "zhang", "abbott", "bauer", "costa", "dubois", "evans",
     "fischer",
 ];
 const EMAIL_DOMAINS: &[&str] = &["example.com", "example.org", "example.net"];
-const CITIES: &[(&str, &str)] = &[
+pub(crate) const CITIES: &[(&str, &str)] = &[
     ("Amsterdam", "NL"),
     ("Berlin", "DE"),
     ("Lisbon", "PT"),
@@ -311,9 +311,10 @@ const CITIES: &[(&str, &str)] = &[
     ("Leeds", "GB"),
     ("Krakow", "PL"),
 ];
-const CATEGORIES: &[&str] = &["shoes", "outdoor", "kitchen", "books", "garden", "toys"];
-const ADJECTIVES: &[&str] = &["Trail", "Classic", "Compact", "Deluxe", "Urban", "Alpine"];
-const NOUNS: &[&str] = &[
+pub(crate) const CATEGORIES: &[&str] = &["shoes", "outdoor", "kitchen", "books", "garden", "toys"];
+pub(crate) const ADJECTIVES: &[&str] =
+    &["Trail", "Classic", "Compact", "Deluxe", "Urban", "Alpine"];
+pub(crate) const NOUNS: &[&str] = &[
     "Runner", "Kettle", "Lantern", "Backpack", "Notebook", "Planter",
 ];
 const ROLES: &[&str] = &["customer", "support", "merchant"];
@@ -326,11 +327,11 @@ const USER_AGENTS: &[&str] = &[
     "okhttp/4.12.0",
 ];
 
-fn person(rng: &mut Rng) -> (&'static str, &'static str) {
+pub(crate) fn person(rng: &mut Rng) -> (&'static str, &'static str) {
     (rng.word(FIRST), rng.word(LAST))
 }
 
-fn capitalized(w: &str) -> String {
+pub(crate) fn capitalized(w: &str) -> String {
     let mut c = w.chars();
     match c.next() {
         Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
@@ -338,7 +339,7 @@ fn capitalized(w: &str) -> String {
     }
 }
 
-fn display_name(first: &str, last: &str) -> String {
+pub(crate) fn display_name(first: &str, last: &str) -> String {
     format!("{} {}", capitalized(first), capitalized(last))
 }
 
@@ -347,7 +348,7 @@ fn username(rng: &mut Rng) -> String {
     format!("{f}_{l}{}", rng.range(1, 99))
 }
 
-fn email(rng: &mut Rng) -> String {
+pub(crate) fn email(rng: &mut Rng) -> String {
     let (f, l) = person(rng);
     let domain = rng.pick(EMAIL_DOMAINS);
     match rng.below(3) {
@@ -399,7 +400,7 @@ pub fn luhn_valid(number: &str) -> bool {
 }
 
 /// A Luhn-valid number of a test-card brand: (brand, number).
-fn card(rng: &mut Rng) -> (&'static str, String) {
+pub(crate) fn card(rng: &mut Rng) -> (&'static str, String) {
     let (brand, prefix, len): (&str, &[u8], usize) = match rng.below(4) {
         0 => ("visa", &[4], 16),
         1 => ("mastercard", &[5, 1 + rng.below(5) as u8], 16),
@@ -448,7 +449,7 @@ fn iban(rng: &mut Rng) -> (String, String) {
 }
 
 /// A US social security number with a valid area (not 000, 666 or 900-999), group and serial.
-fn ssn(rng: &mut Rng) -> String {
+pub(crate) fn ssn(rng: &mut Rng) -> String {
     let area = loop {
         let a = rng.range(1, 899);
         if a != 666 {
@@ -478,7 +479,7 @@ fn private_key_pem(rng: &mut Rng) -> String {
     pem
 }
 
-fn b64url(data: &[u8]) -> String {
+pub(crate) fn b64url(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 
@@ -515,12 +516,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-fn iso_date(secs: u64) -> String {
+pub(crate) fn iso_date(secs: u64) -> String {
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn iso_time(secs: u64) -> String {
+pub(crate) fn iso_time(secs: u64) -> String {
     let rem = secs % 86_400;
     format!(
         "{}T{:02}:{:02}:{:02}Z",
@@ -543,7 +544,7 @@ fn sku(rng: &mut Rng) -> String {
     format!("SKU-{:06}", rng.range(1, 999_999))
 }
 
-fn product_name(rng: &mut Rng) -> String {
+pub(crate) fn product_name(rng: &mut Rng) -> String {
     format!("{} {}", rng.pick(ADJECTIVES), rng.pick(NOUNS))
 }
 
@@ -1406,7 +1407,7 @@ fn render_request(
     http::request(method, target, host.name(), &refs, &bytes)
 }
 
-fn render_response(
+pub(crate) fn render_response(
     rng: &mut Rng,
     status: u16,
     body: Option<&[u8]>,

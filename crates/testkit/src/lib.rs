@@ -8,6 +8,7 @@
 //! output is always well-formed unless a mutation helper was asked to break it, and it is
 //! fully deterministic (no clock, no randomness).
 
+pub mod abuse;
 pub mod api;
 pub mod http;
 mod net;
