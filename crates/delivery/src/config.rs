@@ -440,7 +440,9 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
         if let Some(j) = names.insert(name.clone(), i) {
             err(
                 "name",
-                format!("\"{name}\" is also the name of outputs[{j}]; give each output its own name"),
+                format!(
+                    "\"{name}\" is also the name of outputs[{j}]; give each output its own name"
+                ),
             );
         }
         if !o.spool_dir.is_empty() {
@@ -496,10 +498,7 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
         if o.spool_max_bytes < (1 << 20) {
             err(
                 "spool_max_bytes",
-                format!(
-                    "{} is below 1 MiB; use at least 1048576",
-                    o.spool_max_bytes
-                ),
+                format!("{} is below 1 MiB; use at least 1048576", o.spool_max_bytes),
             );
         }
         if o.retry_initial_ms == 0 || o.retry_initial_ms > o.retry_max_ms {
@@ -545,7 +544,9 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
                 match o.url.as_deref() {
                     None | Some("") => err(
                         "url",
-                        format!("type = \"{t}\" needs a url, e.g. url = \"https://siem.example:8088\""),
+                        format!(
+                            "type = \"{t}\" needs a url, e.g. url = \"https://siem.example:8088\""
+                        ),
                     ),
                     Some(u) => {
                         if let Err(e) = crate::transport::http::Url::parse(u) {
@@ -631,11 +632,26 @@ mod tests {
         let e = validate(&o).join("\n");
         assert!(e.contains("outputs[0].url: "), "{e}");
         assert!(e.contains("outputs[0].token: type = \"hec\" needs"), "{e}");
-        assert!(e.contains("outputs[1].address: does not apply to type = \"file\""), "{e}");
-        assert!(e.contains("outputs[1].path: type = \"file\" needs a path"), "{e}");
-        assert!(e.contains("outputs[2].format: type = \"elasticsearch\" sends JSON"), "{e}");
-        assert!(e.contains("outputs[3].address: \"nohost\" is not host:port"), "{e}");
-        assert!(e.contains("outputs[3].tls: TLS files are set but tls is off"), "{e}");
+        assert!(
+            e.contains("outputs[1].address: does not apply to type = \"file\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("outputs[1].path: type = \"file\" needs a path"),
+            "{e}"
+        );
+        assert!(
+            e.contains("outputs[2].format: type = \"elasticsearch\" sends JSON"),
+            "{e}"
+        );
+        assert!(
+            e.contains("outputs[3].address: \"nohost\" is not host:port"),
+            "{e}"
+        );
+        assert!(
+            e.contains("outputs[3].tls: TLS files are set but tls is off"),
+            "{e}"
+        );
     }
 
     #[test]

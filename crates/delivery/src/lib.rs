@@ -13,6 +13,7 @@ pub mod config;
 pub mod metrics;
 pub mod redact;
 pub mod spool;
+pub mod synthetic;
 pub mod transport;
 
 use std::fs::{File, OpenOptions};
@@ -218,9 +219,7 @@ impl Outputs {
                         o.shared.metrics.enqueued.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(TrySendError::Full(_)) => o.shared.dropped(1, "intake queue full"),
-                    Err(TrySendError::Disconnected(_)) => {
-                        o.shared.dropped(1, "output stopped")
-                    }
+                    Err(TrySendError::Disconnected(_)) => o.shared.dropped(1, "output stopped"),
                 }
             }
         }
@@ -263,9 +262,8 @@ impl Outputs {
                 let _ = t.join();
             }
         }
-        let deadline_of = |o: &Output| {
-            deadline.unwrap_or(start + Duration::from_secs(o.cfg.drain_timeout_secs))
-        };
+        let deadline_of =
+            |o: &Output| deadline.unwrap_or(start + Duration::from_secs(o.cfg.drain_timeout_secs));
         loop {
             let now = Instant::now();
             let busy = self.outputs.iter().any(|o| {
@@ -422,10 +420,16 @@ fn intake_loop(shared: &Shared, cfg: &OutputConfig, ctx: &EncodeContext, rx: &Re
         drop(sp);
         shared.cv.notify_all();
         if dropped_new > 0 {
-            shared.dropped(dropped_new, "spool full (when_full = drop_newest): new alerts dropped");
+            shared.dropped(
+                dropped_new,
+                "spool full (when_full = drop_newest): new alerts dropped",
+            );
         }
         if dropped_old > 0 {
-            shared.dropped(dropped_old, "spool full (when_full = drop_oldest): oldest alerts dropped");
+            shared.dropped(
+                dropped_old,
+                "spool full (when_full = drop_oldest): oldest alerts dropped",
+            );
         }
         if too_large > 0 {
             shared.dropped(too_large, "alert larger than the spool's record limit");
@@ -448,7 +452,9 @@ pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = initial.saturating_mul(1u32 << attempt.min(20));
     let cap = exp.min(max);
     let half = cap / 2;
-    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos().min(u64::MAX as u128) as u64))
+    half + Duration::from_nanos(fastrand::u64(
+        0..=half.as_nanos().min(u64::MAX as u128) as u64,
+    ))
 }
 
 struct DeadLetter {
@@ -656,8 +662,7 @@ mod tests {
             let cap = (i * 2u32.pow(a.min(20))).min(m);
             assert!(d >= cap / 2 && d <= cap, "{a}: {d:?}");
         }
-        let spread: std::collections::BTreeSet<_> =
-            (0..20).map(|_| backoff(i, m, 3)).collect();
+        let spread: std::collections::BTreeSet<_> = (0..20).map(|_| backoff(i, m, 3)).collect();
         assert!(spread.len() > 1);
     }
 }

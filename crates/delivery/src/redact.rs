@@ -148,7 +148,10 @@ fn is_name_end(c: u8) -> bool {
 }
 
 fn is_value_end(c: u8) -> bool {
-    matches!(c, b'&' | b';' | b',' | b' ' | b'"' | b'\t' | b'}' | b')' | b']')
+    matches!(
+        c,
+        b'&' | b';' | b',' | b' ' | b'"' | b'\t' | b'}' | b')' | b']'
+    )
 }
 
 /// `Bearer <v>`, `Basic <v>`, `Digest <v>` (any case): the value is masked.
@@ -235,7 +238,14 @@ mod tests {
     #[test]
     fn odd_inputs_never_panic() {
         for s in [
-            "=", ":", "token=", "a:\"", "bearer ", "Bearer", "é=é&token=é", "key:\u{1F600}x",
+            "=",
+            ":",
+            "token=",
+            "a:\"",
+            "bearer ",
+            "Bearer",
+            "é=é&token=é",
+            "key:\u{1F600}x",
             "\"password\":\"",
         ] {
             let _ = text(s, true);

@@ -357,7 +357,9 @@ impl Spool {
             return Some(n);
         }
         let seg = self.segs.pop_front()?;
-        self.bytes = self.bytes.saturating_sub(seg.len.saturating_sub(seg.acked_off));
+        self.bytes = self
+            .bytes
+            .saturating_sub(seg.len.saturating_sub(seg.acked_off));
         let left = seg.records.saturating_sub(seg.done);
         self.pending = self.pending.saturating_sub(left);
         // Records of it not yet read were unread.
@@ -380,7 +382,6 @@ impl Spool {
         self.persist_ack(true);
         Some(left)
     }
-
 
     /// Seals the active segment: later records go to a new one.
     fn seal_active(&mut self) {
@@ -495,7 +496,10 @@ impl Spool {
             let is_active = idx + 1 == self.segs.len();
             let seg = &self.segs[idx];
             if seg.id > self.read.seg {
-                self.read = Cursor { seg: seg.id, off: 0 };
+                self.read = Cursor {
+                    seg: seg.id,
+                    off: 0,
+                };
             }
             if self.read.off >= seg.len {
                 if is_active || !records.is_empty() {
@@ -593,7 +597,9 @@ impl Spool {
             let Some(seg) = self.segs.pop_front() else {
                 break;
             };
-            self.bytes = self.bytes.saturating_sub(seg.len.saturating_sub(seg.acked_off));
+            self.bytes = self
+                .bytes
+                .saturating_sub(seg.len.saturating_sub(seg.acked_off));
             if let Some(dir) = &self.opts.dir {
                 let _ = fs::remove_file(seg_path(dir, seg.id));
             }

@@ -44,7 +44,9 @@ impl ElasticOut {
     pub fn new(cfg: &OutputConfig, timeout: Duration) -> Result<ElasticOut, DeliveryError> {
         let auth = match (&cfg.username, &cfg.password, &cfg.api_key) {
             (_, _, Some(k)) if !k.is_empty() => Some(format!("ApiKey {k}")),
-            (Some(u), Some(p), _) => Some(format!("Basic {}", base64(format!("{u}:{p}").as_bytes()))),
+            (Some(u), Some(p), _) => {
+                Some(format!("Basic {}", base64(format!("{u}:{p}").as_bytes())))
+            }
             _ => None,
         };
         Ok(ElasticOut {
@@ -91,10 +93,7 @@ pub fn items(resp: &[u8], n: usize) -> Vec<ItemResult> {
         return vec![ItemResult::Retry("_bulk answer without items".into()); n];
     };
     if items.len() != n {
-        return vec![
-            ItemResult::Retry(format!("_bulk answered {} items for {n}", items.len()));
-            n
-        ];
+        return vec![ItemResult::Retry(format!("_bulk answered {} items for {n}", items.len())); n];
     }
     items
         .iter()
@@ -136,8 +135,12 @@ mod tests {
         assert_eq!(r[1], ItemResult::Delivered);
         assert!(matches!(r[2], ItemResult::Retry(_)));
         assert!(matches!(&r[3], ItemResult::Reject(m) if m.contains("mapper_parsing_exception")));
-        assert!(items(resp, 3).iter().all(|x| matches!(x, ItemResult::Retry(_))));
-        assert!(items(b"nope", 2).iter().all(|x| matches!(x, ItemResult::Retry(_))));
+        assert!(items(resp, 3)
+            .iter()
+            .all(|x| matches!(x, ItemResult::Retry(_))));
+        assert!(items(b"nope", 2)
+            .iter()
+            .all(|x| matches!(x, ItemResult::Retry(_))));
         assert_eq!(base64(b"elastic:changeme"), "ZWxhc3RpYzpjaGFuZ2VtZQ==");
         assert_eq!(base64(b"ab"), "YWI=");
     }

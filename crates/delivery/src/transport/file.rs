@@ -146,8 +146,7 @@ fn gzip(path: &Path) -> io::Result<()> {
 
 /// Keeps the `keep` newest rotated files of `path` (`path.<secs>.<seq>[.gz]`).
 fn prune(path: &Path, keep: usize) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-    else {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return;
     };
     let dir = if dir.as_os_str().is_empty() {
@@ -251,6 +250,9 @@ mod tests {
             last_rotated["n"].as_u64().unwrap() + 1,
             first_live["n"].as_u64().unwrap()
         );
-        assert_eq!(live.lines().last().unwrap(), std::str::from_utf8(&recs[99].payload).unwrap());
+        assert_eq!(
+            live.lines().last().unwrap(),
+            std::str::from_utf8(&recs[99].payload).unwrap()
+        );
     }
 }

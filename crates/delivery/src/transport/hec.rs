@@ -185,7 +185,13 @@ mod tests {
         cfg2.format = Some("cef".into());
         let hec = HecOut::new(&cfg2, Duration::from_secs(1)).unwrap();
         let mut out = Vec::new();
-        hec.event(&Record { payload: b"CEF:0|x".to_vec(), ..r }, &mut out);
+        hec.event(
+            &Record {
+                payload: b"CEF:0|x".to_vec(),
+                ..r
+            },
+            &mut out,
+        );
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["event"], "CEF:0|x");
         assert_eq!(new_channel().len(), 36);

@@ -49,10 +49,9 @@ impl Url {
         let (host, port) = if authority.starts_with('[') || authority.matches(':').count() == 1 {
             match super::split_host_port(authority) {
                 Some(hp) => hp,
-                None if authority.starts_with('[') && authority.ends_with(']') => (
-                    authority[1..authority.len() - 1].to_string(),
-                    default_port,
-                ),
+                None if authority.starts_with('[') && authority.ends_with(']') => {
+                    (authority[1..authority.len() - 1].to_string(), default_port)
+                }
                 None => return Err(format!("\"{s}\": bad host or port")),
             }
         } else if authority.contains(':') {
@@ -96,7 +95,10 @@ impl HttpClient {
         let url = Url::parse(&raw).map_err(DeliveryError::Config)?;
         let tls = if url.https {
             let c = super::tls::client_config(cfg)?;
-            Some((TlsConnector::from(c), super::tls::server_name(cfg, &url.host)?))
+            Some((
+                TlsConnector::from(c),
+                super::tls::server_name(cfg, &url.host)?,
+            ))
         } else {
             None
         };
@@ -238,12 +240,22 @@ mod tests {
     #[test]
     fn urls() {
         let u = Url::parse("https://splunk.example:8088/").unwrap();
-        assert_eq!((u.https, u.host.as_str(), u.port, u.base.as_str()), (true, "splunk.example", 8088, ""));
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.base.as_str()),
+            (true, "splunk.example", 8088, "")
+        );
         let u = Url::parse("http://127.0.0.1/es/").unwrap();
         assert_eq!((u.port, u.base.as_str()), (80, "/es"));
         let u = Url::parse("http://[::1]:9200").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9200));
-        for bad in ["ftp://x", "http://", "http://u:p@h", "http://h:x", "http://::1:80", "http://h/p?q"] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://u:p@h",
+            "http://h:x",
+            "http://::1:80",
+            "http://h/p?q",
+        ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
     }

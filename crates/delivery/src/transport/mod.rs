@@ -60,9 +60,9 @@ pub fn classify_status(status: u16, body: &[u8]) -> Result<(), SendError> {
     let snippet = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
     match status {
         200..=299 => Ok(()),
-        408 | 425 | 429 | 500..=599 => Err(SendError::Retriable(format!(
-            "HTTP {status}: {snippet}"
-        ))),
+        408 | 425 | 429 | 500..=599 => {
+            Err(SendError::Retriable(format!("HTTP {status}: {snippet}")))
+        }
         _ => Err(SendError::Permanent(format!("HTTP {status}: {snippet}"))),
     }
 }
@@ -106,7 +106,9 @@ impl Transport {
             OutputType::SyslogUdp => Transport::SyslogUdp(syslog::UdpOut::new(cfg)?),
             OutputType::Tcp => Transport::Tcp(syslog::TcpOut::new(cfg, timeout)?),
             OutputType::Hec => Transport::Hec(hec::HecOut::new(cfg, timeout)?),
-            OutputType::Elasticsearch => Transport::Elastic(elastic::ElasticOut::new(cfg, timeout)?),
+            OutputType::Elasticsearch => {
+                Transport::Elastic(elastic::ElasticOut::new(cfg, timeout)?)
+            }
             OutputType::Webhook => Transport::Webhook(webhook::WebhookOut::new(cfg, timeout)?),
             OutputType::Kafka => {
                 return Err(DeliveryError::Config(
@@ -159,7 +161,10 @@ mod tests {
 
     #[test]
     fn host_ports() {
-        assert_eq!(split_host_port("127.0.0.1:514"), Some(("127.0.0.1".into(), 514)));
+        assert_eq!(
+            split_host_port("127.0.0.1:514"),
+            Some(("127.0.0.1".into(), 514))
+        );
         assert_eq!(split_host_port("[::1]:6514"), Some(("::1".into(), 6514)));
         assert_eq!(split_host_port("::1:6514"), None);
         assert_eq!(split_host_port("host"), None);

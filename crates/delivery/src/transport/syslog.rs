@@ -5,7 +5,6 @@
 //! swallow the next batch. A receiver that dies with unread data in its socket still loses it
 //! (the protocol's limit; HEC, `_bulk` and webhooks acknowledge).
 
-
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -41,7 +40,11 @@ impl UdpOut {
                 .map_err(|e| classify_io(&self.address, &e))?
                 .next()
                 .ok_or_else(|| SendError::Retriable(format!("{}: no address", self.address)))?;
-            let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let bind = if target.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
             let s = UdpSocket::bind(bind)
                 .await
                 .map_err(|e| classify_io("udp bind", &e))?;
@@ -197,4 +200,3 @@ impl TcpOut {
         }
     }
 }
-

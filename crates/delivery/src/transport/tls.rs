@@ -30,13 +30,11 @@ pub fn client_config(cfg: &OutputConfig) -> Result<Arc<ClientConfig>, DeliveryEr
         let mut roots = RootCertStore::empty();
         match &cfg.tls_ca_file {
             Some(ca) => {
-                for c in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| tls_err(format!("{ca}: {e}")))?
+                for c in
+                    CertificateDer::pem_file_iter(ca).map_err(|e| tls_err(format!("{ca}: {e}")))?
                 {
                     let c = c.map_err(|e| tls_err(format!("{ca}: {e}")))?;
-                    roots
-                        .add(c)
-                        .map_err(|e| tls_err(format!("{ca}: {e}")))?;
+                    roots.add(c).map_err(|e| tls_err(format!("{ca}: {e}")))?;
                 }
                 if roots.is_empty() {
                     return Err(tls_err(format!("{ca}: no certificate in the file")));
@@ -54,8 +52,8 @@ pub fn client_config(cfg: &OutputConfig) -> Result<Arc<ClientConfig>, DeliveryEr
     let config = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
         (Some(cert), Some(key)) => {
             let chain = certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| tls_err(format!("{key}: {e}")))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| tls_err(format!("{key}: {e}")))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| tls_err(format!("client certificate: {e}")))?
