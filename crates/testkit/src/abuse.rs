@@ -25,9 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::api::{
-    b64url, capitalized, card, display_name, email, iso_date, iso_time, person, random_id,
-    render_response, ssn, uuid, Rng, ADJECTIVES, API_HOST, API_SERVER, CATEGORIES, CITIES, LAST,
-    LOWER_ALNUM, NOUNS,
+    b64url, capitalized, card, display_name, email, iso_date, iso_time, person, random_id, ssn,
+    uuid, Rng, ADJECTIVES, API_HOST, API_SERVER, CATEGORIES, CITIES, LAST, LOWER_ALNUM, NOUNS,
 };
 use crate::{http, merge, write_pcap, Conversation, LinkOpts, Timestamp};
 
@@ -650,19 +649,67 @@ fn respond(rng: &mut Rng, status: u16, ok: Option<Value>, gzip: bool) -> Vec<u8>
         _ => Some(error_body(status)),
     };
     let bytes = body.map(|v| serde_json::to_vec(&v).unwrap_or_default());
-    let mut extra: Vec<(&'static str, String)> = vec![("X-Request-Id", uuid(rng))];
+    let mut h: Vec<(&str, String)> = vec![("Server", "nginx".into()), ("X-Request-Id", uuid(rng))];
     if status == 401 {
-        extra.push(("WWW-Authenticate", "Bearer realm=\"shop\"".into()));
+        h.push(("WWW-Authenticate", "Bearer realm=\"shop\"".into()));
     }
-    render_response(
-        rng,
-        status,
-        bytes.as_deref(),
-        "application/json; charset=utf-8",
-        &extra,
-        gzip,
-        4,
-    )
+    let Some(mut payload) = bytes else {
+        let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return http::response(status, &refs, b"");
+    };
+    h.push(("Content-Type", "application/json; charset=utf-8".into()));
+    if gzip && payload.len() >= 200 && rng.chance(70) {
+        payload = gzip_fast(&payload);
+        h.push(("Content-Encoding", "gzip".into()));
+        h.push(("Vary", "Accept-Encoding".into()));
+    }
+    let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if payload.len() >= 8 && rng.chance(4) {
+        let a = rng.range(1, payload.len() as u64 / 2) as usize;
+        let b = rng.range(a as u64 + 1, payload.len() as u64 - 1) as usize;
+        return http::chunked_response(
+            status,
+            &refs,
+            &[&payload[..a], &payload[a..b], &payload[b..]],
+        );
+    }
+    http::response(status, &refs, &payload)
+}
+
+thread_local! {
+    /// One deflate state reused for every body: a new encoder per body spends most of the
+    /// generation time zeroing fresh pages for its window.
+    static DEFLATE: std::cell::RefCell<flate2::Compress> =
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::default(), false));
+}
+
+/// gzip (RFC 1952) of `data`: header, raw deflate, CRC-32 and length.
+fn gzip_fast(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    DEFLATE.with(|d| {
+        let mut d = d.borrow_mut();
+        d.reset();
+        let mut deflated = Vec::with_capacity(data.len() + 64);
+        loop {
+            let consumed = d.total_in() as usize;
+            match d.compress_vec(
+                &data[consumed..],
+                &mut deflated,
+                flate2::FlushCompress::Finish,
+            ) {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => deflated.reserve(data.len() + 64),
+                Err(_) => break,
+            }
+        }
+        out.extend_from_slice(&deflated);
+    });
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
 }
 
 /// One request/response pair, at (no earlier than) `at`.

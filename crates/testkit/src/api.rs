@@ -1407,7 +1407,7 @@ fn render_request(
     http::request(method, target, host.name(), &refs, &bytes)
 }
 
-pub(crate) fn render_response(
+fn render_response(
     rng: &mut Rng,
     status: u16,
     body: Option<&[u8]>,
