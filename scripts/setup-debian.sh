@@ -11,6 +11,11 @@ python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 # Live-capture tests replay the project's own capture onto a veth pair.
 command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# Alert delivery tests send to a real rsyslog (imtcp, and TLS through the gtls driver) with
+# certificates made by openssl.
+[ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
