@@ -1782,10 +1782,11 @@ fn rate_spike(cx: &mut EpCtx, t0: u64) -> Draft {
         None,
         &["GET /api/v1/orders", "GET /api/v1/products"],
     );
-    // The slowest partner no other episode used.
+    // A partner no other episode used, the one with the shortest poll period: still slow (a
+    // poll every few minutes) but enough requests at 40 times its pace to see within a minute.
     let w = cx.w;
     let mut partners = w.actors_of(Role::Partner);
-    partners.sort_by_key(|&a| std::cmp::Reverse(w.actors[a].period_s));
+    partners.sort_by_key(|&a| w.actors[a].period_s);
     let ai = partners
         .iter()
         .copied()
@@ -2295,6 +2296,11 @@ pub struct Score {
     pub false_alerts: Vec<FalseAlert>,
     pub transactions: u64,
     pub false_alerts_per_10k: f64,
+    /// Episodes detected by their kind's detector, of all episodes.
+    pub detected: u64,
+    pub episode_count: u64,
+    /// Median time to detect over every detected episode.
+    pub ttd_median_s: Option<f64>,
     /// Lines that were not alerts (no detector id or no readable time).
     pub unreadable: u64,
 }
@@ -2583,7 +2589,12 @@ pub fn score(labels: &Labels, alerts: &[Value]) -> Score {
         })
         .collect();
     let transactions = labels.transactions;
+    let mut all_ttd: Vec<f64> = episodes.iter().filter_map(|e| e.ttd_s).collect();
+    all_ttd.sort_by(f64::total_cmp);
     Score {
+        detected: all_ttd.len() as u64,
+        episode_count: episodes.len() as u64,
+        ttd_median_s: median(&all_ttd),
         kinds,
         episodes,
         alerts: by_key.len() as u64,
@@ -2638,7 +2649,14 @@ impl Score {
         }
         let _ = writeln!(
             out,
-            "\nalerts {} ({} revisions), false alerts {} = {:.3} per 10k of {} transactions{}",
+            "\ndetected {} of {} episodes, median time to detect {} s",
+            self.detected,
+            self.episode_count,
+            secs(self.ttd_median_s)
+        );
+        let _ = writeln!(
+            out,
+            "alerts {} ({} revisions), false alerts {} = {:.3} per 10k of {} transactions{}",
             self.alerts,
             self.revisions,
             self.false_alerts.len(),
@@ -3838,6 +3856,8 @@ mod tests {
             ["detect.anomaly_model", "inventory.shadow_endpoint"]
         );
         assert!(s.all_kinds_detected());
+        assert_eq!((s.detected, s.episode_count), (3, 3));
+        assert_eq!(s.ttd_median_s, Some(20.0));
         assert!(s.table().contains("credential_stuffing"));
 
         // Only the model saw the shadow call: not detected, and not false.
