@@ -375,8 +375,8 @@ impl OutputConfig {
     /// Whether this output takes the alert (severity and detector filters).
     pub fn wants(&self, a: &Alert) -> bool {
         a.severity.level >= self.min_severity
-            && (self.detectors.is_empty() || self.detectors.iter().any(|d| *d == a.detector.id))
-            && !self.exclude_detectors.iter().any(|d| *d == a.detector.id)
+            && (self.detectors.is_empty() || self.detectors.contains(&a.detector.id))
+            && !self.exclude_detectors.contains(&a.detector.id)
     }
 
     pub fn spool_dir(&self) -> Option<PathBuf> {

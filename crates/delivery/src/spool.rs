@@ -489,10 +489,7 @@ impl Spool {
     pub fn next_batch(&mut self, max_records: usize, max_bytes: usize) -> Batch {
         let mut records = Vec::new();
         let mut bytes = 0usize;
-        loop {
-            let Some(idx) = self.segs.iter().position(|s| s.id >= self.read.seg) else {
-                break;
-            };
+        while let Some(idx) = self.segs.iter().position(|s| s.id >= self.read.seg) {
             let is_active = idx + 1 == self.segs.len();
             let seg = &self.segs[idx];
             if seg.id > self.read.seg {

@@ -234,7 +234,7 @@ async fn handle(
         "/_bulk" => {
             let text = String::from_utf8_lossy(&body).to_string();
             let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-            if lines.len() % 2 != 0 {
+            if !lines.len().is_multiple_of(2) {
                 s.malformed += 1;
                 return reply(400, json!({"error": "odd line count"}));
             }
@@ -244,11 +244,9 @@ async fn handle(
                 let action: Value = serde_json::from_str(pair[0]).unwrap_or(Value::Null);
                 let id = action["create"]["_id"].as_str().unwrap_or("").to_string();
                 let doc: Value = serde_json::from_str(pair[1]).unwrap_or(Value::Null);
-                let status = if id.is_empty() || !doc.is_object() {
-                    400
-                } else if s.reject_detector.is_some()
-                    && doc["detector"]["id"].as_str() == s.reject_detector.as_deref()
-                {
+                let refused = s.reject_detector.is_some()
+                    && doc["detector"]["id"].as_str() == s.reject_detector.as_deref();
+                let status = if id.is_empty() || !doc.is_object() || refused {
                     400
                 } else if s.stored.contains(&id) {
                     409
