@@ -2,7 +2,7 @@
 //! (for `inventory.spec`), and `labels.json` (the episodes and transaction counts).
 //!
 //! `cargo run --release -p testkit --example abuse_traffic -- DIR [--benign-only] [--seed N]
-//! [--hours H] [--learning-hours H] [--per-day N]`
+//! [--hours H] [--learning-hours H] [--per-day N] [--identities N] [--anonymous N]`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,7 +11,8 @@ use testkit::abuse::{generate, AbuseScenario};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: abuse_traffic DIR [--benign-only] [--seed N] [--hours H] [--learning-hours H] [--per-day N]"
+        "usage: abuse_traffic DIR [--benign-only] [--seed N] [--hours H] [--learning-hours H] \
+         [--per-day N] [--identities N] [--anonymous N]"
     );
     std::process::exit(2);
 }
@@ -32,6 +33,8 @@ fn main() -> std::io::Result<()> {
             "--hours" => s.hours = number(args.next()).max(1),
             "--learning-hours" => learning = Some(number(args.next())),
             "--per-day" => s.transactions_per_day = number(args.next()),
+            "--identities" => s.identities = number(args.next()) as usize,
+            "--anonymous" => s.anonymous_clients = number(args.next()) as usize,
             "-h" | "--help" => usage(),
             _ if dir.is_none() && !a.starts_with("--") => dir = Some(PathBuf::from(a)),
             _ => usage(),

@@ -13,6 +13,16 @@
 //!
 //! The benign background does not depend on the episodes: [`AbuseScenario::benign_only`] gives
 //! the same background without them, for the false-alarm measurement.
+//!
+//! [`score`] matches alert revisions to episodes (detector of the kind, time, client or route)
+//! and gives recall and time to detect per kind, and the false alerts. End to end:
+//!
+//! ```text
+//! cargo run --release -p testkit --example abuse_traffic -- /tmp/abuse          # [--benign-only]
+//! printf '[inventory]\nspec = "/tmp/abuse/spec.yaml"\n' > /tmp/abuse/sensor.toml
+//! mirador replay -c /tmp/abuse/sensor.toml --alerts /tmp/abuse/alerts.jsonl /tmp/abuse/abuse.pcap
+//! cargo run --release -p testkit --example abuse_score -- /tmp/abuse/labels.json /tmp/abuse/alerts.jsonl
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -490,14 +500,22 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
         });
     }
 
-    let mut hosts: Vec<u8> = vec![10; NETWORKS.len()];
-    let mut next_ip = |rng: &mut Rng| loop {
-        let k = rng.below(NETWORKS.len() as u64) as usize;
-        if hosts[k] < 250 {
-            hosts[k] += 1 + rng.below(3) as u8;
-            let [a, b, c] = NETWORKS[k];
-            return Ipv4Addr::new(a, b, c, hosts[k].min(254));
-        }
+    // The last host number given out in each network; when every network is full (thousands
+    // of clients), another /24 of 10.40.0.0/16 joins.
+    let mut nets: Vec<([u8; 3], u8)> = NETWORKS.iter().map(|&n| (n, 10)).collect();
+    let mut next_ip = |rng: &mut Rng| {
+        let k = rng.below(nets.len() as u64) as usize;
+        let k = (k..nets.len())
+            .chain(0..k)
+            .find(|&i| nets[i].1 < 250)
+            .unwrap_or_else(|| {
+                let m = nets.len() - NETWORKS.len();
+                nets.push(([10, 40 + (m / 256) as u8, (m % 256) as u8], 10));
+                nets.len() - 1
+            });
+        nets[k].1 += 1 + rng.below(3) as u8;
+        let ([a, b, c], h) = nets[k];
+        Ipv4Addr::new(a, b, c, h)
     };
     let mut actors = Vec::new();
     for i in 0..n + s.anonymous_clients {
