@@ -2,7 +2,8 @@
 //! (for `inventory.spec`), and `labels.json` (the episodes and transaction counts).
 //!
 //! `cargo run --release -p testkit --example abuse_traffic -- DIR [--benign-only] [--seed N]
-//! [--hours H] [--learning-hours H] [--per-day N] [--identities N] [--anonymous N]`
+//! [--hours H] [--learning-hours H] [--per-day N] [--identities N] [--anonymous N]
+//! [--rounds N]`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use testkit::abuse::{generate, AbuseScenario};
 fn usage() -> ! {
     eprintln!(
         "usage: abuse_traffic DIR [--benign-only] [--seed N] [--hours H] [--learning-hours H] \
-         [--per-day N] [--identities N] [--anonymous N]"
+         [--per-day N] [--identities N] [--anonymous N] [--rounds N]"
     );
     std::process::exit(2);
 }
@@ -35,6 +36,7 @@ fn main() -> std::io::Result<()> {
             "--per-day" => s.transactions_per_day = number(args.next()),
             "--identities" => s.identities = number(args.next()) as usize,
             "--anonymous" => s.anonymous_clients = number(args.next()) as usize,
+            "--rounds" => s.rounds = number(args.next()).max(1) as usize,
             "-h" | "--help" => usage(),
             _ if dir.is_none() && !a.starts_with("--") => dir = Some(PathBuf::from(a)),
             _ => usage(),

@@ -68,6 +68,9 @@ pub struct AbuseScenario {
     pub anonymous_clients: usize,
     /// Inject the episodes (false: benign only).
     pub episodes: bool,
+    /// Times the whole set of episodes is injected (each round with its own attackers and
+    /// victims; one off-hours episode a night).
+    pub rounds: usize,
 }
 
 impl Default for AbuseScenario {
@@ -81,6 +84,7 @@ impl Default for AbuseScenario {
             identities: 100,
             anonymous_clients: 40,
             episodes: true,
+            rounds: 1,
         }
     }
 }
@@ -104,6 +108,7 @@ impl AbuseScenario {
             identities: 30,
             anonymous_clients: 8,
             episodes: true,
+            rounds: 1,
         }
     }
 }
@@ -962,6 +967,12 @@ fn user_request(w: &World, rng: &mut Rng, at: u64, a: &Actor, who: &Ident, token
             tx(rng, at, &r, 200, Some(json!({"results": results})))
         }
         67..=77 => {
+            if rng.chance(1) {
+                // A stale link to someone else's account: refused.
+                let other = who.user_id + rng.range(1, 50);
+                let r = mk("GET", format!("/api/v1/users/{other}"), auth, None);
+                return tx(rng, at, &r, 403, None);
+            }
             let r = mk("GET", format!("/api/v1/users/{}", who.user_id), auth, None);
             let body = user_json(rng, who.user_id, &who.username);
             tx(rng, at, &r, 200, Some(body))
@@ -2057,7 +2068,7 @@ fn protocol_evasion(cx: &mut EpCtx, t0: u64, subkind: &'static str) -> Draft {
     d
 }
 
-/// Which episodes, in the order they are built (each gets its own time slot).
+/// The episodes of one round; the off-hours one last.
 fn episode_plan() -> Vec<(Kind, Option<&'static str>)> {
     vec![
         (Kind::CredentialStuffing, None),
@@ -2103,24 +2114,24 @@ fn draft(cx: &mut EpCtx, kind: Kind, sub: Option<&'static str>, t0: u64) -> Draf
     }
 }
 
-/// Start times: the off-hours episode at 03:00 of the first night after learning if it fits,
-/// the others spread over business hours (09:30–17:30) after learning, or over the whole
+/// Start times: off-hours episodes at 03:00 of the nights after learning (up to `n_off`), the
+/// others spread over business hours (09:30–17:30) after learning, or over the whole
 /// post-learning span when business hours leave too little room.
 fn schedule(
     rng: &mut Rng,
     w: &World,
     learning_end: u64,
+    n_off: usize,
     n_other: usize,
-) -> (Option<u64>, Vec<u64>) {
+) -> (Vec<u64>, Vec<u64>) {
     let lo = learning_end + 5 * MINUTE;
     let hi = w.end_ns.saturating_sub(30 * MINUTE);
-    let mut off = None;
+    let mut off = Vec::new();
     let mut day = learning_end - learning_end % DAY;
-    while day < w.end_ns {
+    while day < w.end_ns && off.len() < n_off {
         let t = day + 3 * HOUR;
         if t >= lo && t + 40 * MINUTE <= w.end_ns {
-            off = Some(t);
-            break;
+            off.push(t);
         }
         day += DAY;
     }
@@ -2137,7 +2148,7 @@ fn schedule(
         day += DAY;
     }
     let total: u64 = spans.iter().map(|(a, b)| b - a).sum();
-    if total < n_other as u64 * 20 * MINUTE {
+    if total < n_other as u64 * 10 * MINUTE {
         spans = vec![(lo.min(hi), hi.max(lo + MINUTE))];
     }
     let total: u64 = spans.iter().map(|(a, b)| b - a).sum();
@@ -2212,26 +2223,38 @@ fn build(s: &AbuseScenario, keep: bool) -> (AbuseTraffic, Vec<Sent>) {
             attackers: Attackers(0),
             used: BTreeSet::new(),
         };
-        let mut plan = episode_plan();
-        let off = plan.pop().unwrap_or((Kind::OffHours, None));
+        let rounds = s.rounds.max(1);
+        let mut plan = Vec::new();
+        for _ in 0..rounds {
+            plan.extend(
+                episode_plan()
+                    .into_iter()
+                    .filter(|(k, _)| *k != Kind::OffHours),
+            );
+        }
         cx.rng.shuffle(&mut plan);
-        // One slot more than the plan: the off-hours episode's when 03:00 is out of the span.
-        let (off_at, starts) = schedule(&mut cx.rng, &w, learning_end, plan.len() + 1);
+        let (offs, _) = schedule(&mut cx.rng, &w, learning_end, rounds, 0);
+        // Off-hours episodes without a night in the span take the slots after the plan's.
+        let extra = rounds - offs.len();
+        let (_, starts) = schedule(&mut cx.rng, &w, learning_end, 0, plan.len() + extra);
         let mut jobs: Vec<(Kind, Option<&str>, u64)> = plan
             .iter()
             .zip(&starts)
             .map(|(&(k, sub), &t)| (k, sub, t))
             .collect();
-        let fallback = starts.get(plan.len()).copied().unwrap_or(learning_end);
-        jobs.push((off.0, off.1, off_at.unwrap_or(fallback)));
+        jobs.extend(
+            offs.iter()
+                .chain(&starts[plan.len().min(starts.len())..])
+                .map(|&t| (Kind::OffHours, None, t)),
+        );
         let mut ports = Ports::default();
-        let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<(Kind, Option<&str>), usize> = BTreeMap::new();
         for (kind, sub, t0) in jobs {
             let d = draft(&mut cx, kind, sub, t0);
-            let n = counts.entry(kind).or_default();
+            let n = counts.entry((kind, d.subkind)).or_default();
             *n += 1;
             let id = match d.subkind {
-                Some(sub) => format!("{}-{sub}", kind.as_str()),
+                Some(sub) => format!("{}-{sub}-{n}", kind.as_str()),
                 None => format!("{}-{n}", kind.as_str()),
             };
             let (mut start, mut end, mut txn) = (u64::MAX, 0u64, 0u64);
@@ -3499,7 +3522,7 @@ mod tests {
             .all(|x| own_paths.contains(x.req.path()) || x.req.path() == "/api/v1/products"));
 
         // Data exposure: card numbers (Luhn) and SSNs where there were none; bulk pages.
-        let e = episode(l, "data_exposure-new_sensitive_class");
+        let e = episode(l, "data_exposure-new_sensitive_class-1");
         let p = parsed(sent, Some(&e.id));
         let cards: Vec<String> = p
             .iter()
@@ -3516,7 +3539,7 @@ mod tests {
             let body = String::from_utf8_lossy(&x.resp.body);
             assert!(!body.contains("card_number") && !body.contains("\"ssn\""));
         }
-        let e = episode(l, "data_exposure-bulk");
+        let e = episode(l, "data_exposure-bulk-1");
         let p = parsed(sent, Some(&e.id));
         assert!(p
             .iter()
@@ -3530,7 +3553,7 @@ mod tests {
 
         // Broken auth: no credentials, alg none, expired token, each answered 200.
         for (sub, check) in [("missing_auth", 0), ("alg_none", 1), ("expired_jwt", 2)] {
-            let e = episode(l, &format!("broken_auth-{sub}"));
+            let e = episode(l, &format!("broken_auth-{sub}-1"));
             for x in parsed(sent, Some(&e.id)) {
                 assert_eq!(x.resp.status(), 200);
                 match check {
@@ -3570,11 +3593,11 @@ mod tests {
         assert!(parsed(sent, Some(&e.id)).len() >= 100);
 
         // Protocol evasion: both framings; two different lengths.
-        for x in parsed(sent, Some("protocol_evasion-te_cl")) {
+        for x in parsed(sent, Some("protocol_evasion-te_cl-1")) {
             assert!(x.req.header("Content-Length").is_some());
             assert_eq!(x.req.header("Transfer-Encoding"), Some("chunked"));
         }
-        for x in parsed(sent, Some("protocol_evasion-conflicting_content_length")) {
+        for x in parsed(sent, Some("protocol_evasion-conflicting_content_length-1")) {
             let cl = x.req.all("Content-Length");
             assert!(cl.len() == 2 && cl[0] != cl[1]);
         }
@@ -3614,6 +3637,26 @@ mod tests {
             };
             assert!(t.spec_yaml.contains(&format!("\n  {templ}:\n")), "{templ}");
         }
+    }
+
+    #[test]
+    fn rounds_repeat_every_episode() {
+        let s = AbuseScenario {
+            rounds: 2,
+            transactions_per_day: 1000,
+            ..AbuseScenario::small(5)
+        };
+        let t = generate(&s);
+        let l = &t.labels;
+        assert_eq!(l.episodes.len(), 2 * episode_plan().len());
+        let ids: BTreeSet<&str> = l.episodes.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), l.episodes.len());
+        for k in Kind::ALL {
+            let n = l.episodes.iter().filter(|e| e.kind == *k).count();
+            let per_round = episode_plan().iter().filter(|(x, _)| x == k).count();
+            assert_eq!(n, 2 * per_round, "{k:?}");
+        }
+        assert!(ids.contains("off_hours-2") && ids.contains("injection-xss-2"));
     }
 
     #[test]
