@@ -570,7 +570,7 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
                 role,
                 ident,
                 pace: 0.3 + 2.7 * u * u,
-                period_s: rng.range(240, 900),
+                period_s: rng.range(90, 600),
                 day_start,
                 day_end,
                 night,
@@ -1826,9 +1826,10 @@ fn rate_spike(cx: &mut EpCtx, t0: u64) -> Draft {
     cx.used.insert(a.ident.unwrap_or(0));
     d.secret = Some(who.api_key.clone());
     let rng = &mut cx.rng;
-    // 40 times its usual request rate, for six minutes.
+    // 45 times its usual request rate, for six minutes: about ten times even the rate of the
+    // minutes in which it polls.
     let usual_gap = a.period_s as f64 * NS as f64 / a.mean_session();
-    let gap = (usual_gap / 40.0) as u64;
+    let gap = (usual_gap / 45.0) as u64;
     let mut txs = Vec::new();
     let mut at = t0;
     while at < t0 + 6 * MINUTE {
@@ -2000,8 +2001,19 @@ fn shadow(cx: &mut EpCtx, t0: u64) -> Draft {
 
 fn off_hours(cx: &mut EpCtx, t0: u64) -> Draft {
     let mut d = Draft::new(Kind::OffHours, None, &["GET /api/v1/customers"]);
-    let (ai, ident) = cx.ident_of(Role::Support);
+    // The earliest riser among the support staff no other episode used: the most history of
+    // its hours by the first night.
     let w = cx.w;
+    let mut staff = w.actors_of(Role::Support);
+    staff.sort_by(|&a, &b| w.actors[a].day_start.total_cmp(&w.actors[b].day_start));
+    let ai = staff
+        .iter()
+        .copied()
+        .find(|&a| w.actors[a].ident.is_some_and(|i| !cx.used.contains(&i)))
+        .or_else(|| staff.first().copied())
+        .unwrap_or(0);
+    let ident = w.actors[ai].ident.unwrap_or(0);
+    cx.used.insert(ident);
     let (a, who) = (&w.actors[ai], &w.idents[ident]);
     d.secret = Some(who.basic.clone());
     let rng = &mut cx.rng;
