@@ -3717,14 +3717,14 @@ mod tests {
     fn background_is_diurnal_and_identities_stay_home() {
         let s = AbuseScenario {
             hours: 24,
-            transactions_per_day: 2500,
+            transactions_per_day: 5000,
             identities: 20,
             anonymous_clients: 5,
             ..AbuseScenario::small(9).benign_only()
         };
         let (t, sent) = build(&s, true);
         let n = t.labels.transactions as f64;
-        assert!((1500.0..4000.0).contains(&n), "{n}");
+        assert!((3000.0..7500.0).contains(&n), "{n}");
         let hour = |x: &Sent| x.at / HOUR % 24;
         let day = sent.iter().filter(|x| (9..17).contains(&hour(x))).count();
         let night = sent.iter().filter(|x| hour(x) < 5).count();
