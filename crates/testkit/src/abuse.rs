@@ -395,7 +395,6 @@ struct Actor {
     day_end: f64,
     night: f64,
     gzip: bool,
-    next_port: u16,
 }
 
 impl Actor {
@@ -406,15 +405,6 @@ impl Actor {
         } else {
             self.night
         }
-    }
-
-    fn port(&mut self, rng: &mut Rng) -> u16 {
-        let p = self.next_port;
-        self.next_port = match self.next_port.checked_add(1 + rng.below(3) as u16) {
-            Some(n) if n < 60_999 => n,
-            _ => 32_768,
-        };
-        p
     }
 
     fn mean_session(&self) -> f64 {
@@ -522,6 +512,7 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
         let ([a, b, c], h) = nets[k];
         Ipv4Addr::new(a, b, c, h)
     };
+    let offices: Vec<Ipv4Addr> = (0..2).map(|_| next_ip(rng)).collect();
     let mut actors = Vec::new();
     for i in 0..n + s.anonymous_clients {
         let (role, ident) = if i >= n {
@@ -541,11 +532,12 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
             2
         };
         for k in 0..ips {
-            // A user's second address is often their phone.
-            let role = if k == 1 && role == Role::Browser && rng.chance(50) {
-                Role::Mobile
-            } else {
-                role
+            // A user's second address is often their phone, sometimes the office's NAT
+            // (shared by several people).
+            let (role, office) = match (k, role, rng.below(100)) {
+                (1, Role::Browser, 0..=34) => (Role::Browser, true),
+                (1, Role::Browser, 35..=79) => (Role::Mobile, false),
+                _ => (role, false),
             };
             let ua = match role {
                 Role::Browser | Role::Anonymous => rng.word(BROWSER_UAS),
@@ -564,8 +556,13 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
                 Role::Partner => 1.0,
             };
             let u = unit(rng);
+            let ip = if office {
+                offices[rng.below(offices.len() as u64) as usize]
+            } else {
+                next_ip(rng)
+            };
             actors.push(Actor {
-                ip: next_ip(rng),
+                ip,
                 ua,
                 role,
                 ident,
@@ -575,7 +572,6 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
                 day_end,
                 night,
                 gzip: rng.chance(75),
-                next_port: rng.range(32_768, 40_000) as u16,
             });
         }
     }
@@ -1387,9 +1383,11 @@ struct EpCtx<'w> {
 }
 
 impl EpCtx<'_> {
-    /// An identity of `role` no other episode used (the first one if all are).
+    /// The busiest actor of `role` whose identity no episode used yet (a live account).
     fn ident_of(&mut self, role: Role) -> (usize, usize) {
-        let actors = self.w.actors_of(role);
+        let mut actors = self.w.actors_of(role);
+        let w = self.w;
+        actors.sort_by(|&a, &b| w.actors[b].pace.total_cmp(&w.actors[a].pace));
         let pick = actors
             .iter()
             .copied()
@@ -1571,7 +1569,6 @@ fn sharing(cx: &mut EpCtx, t0: u64) -> Draft {
             day_end: 24.0,
             night: 1.0,
             gzip: true,
-            next_port: 0,
         };
         let mut at = t0 + if k == 0 { 0 } else { rng.below(6 * MINUTE) };
         let mut txs = Vec::new();
@@ -2197,17 +2194,26 @@ struct Sent {
 
 fn build(s: &AbuseScenario, keep: bool) -> (AbuseTraffic, Vec<Sent>) {
     let mut rng = Rng::new(s.seed);
-    let mut w = make_world(s, &mut rng);
+    let w = make_world(s, &mut rng);
     let mut rendered = Vec::new();
     let mut sent = Vec::new();
     let mut benign = 0u64;
+    // Client ports per address (several actors may share one: an office's NAT).
+    let mut bg_ports: BTreeMap<Ipv4Addr, u16> = BTreeMap::new();
 
     // The background: its own random stream, so it is the same with or without episodes.
     for ai in 0..w.actors.len() {
         let starts = session_starts(&w, &mut rng, ai);
         for t in starts {
             let mut conn = benign_session(&w, &mut rng, ai, t);
-            let port = w.actors[ai].port(&mut rng);
+            let ip = w.actors[ai].ip;
+            let first = rng.range(32_768, 40_000) as u16;
+            let next = bg_ports.entry(ip).or_insert(first);
+            let port = *next;
+            *next = match next.checked_add(1 + rng.below(3) as u16) {
+                Some(n) if n < 60_999 => n,
+                _ => 32_768,
+            };
             conn.client.set_port(port);
             let r = render_conn(&mut rng, &conn);
             benign += conn.txs.len() as u64;
