@@ -566,7 +566,12 @@ fn make_world(s: &AbuseScenario, rng: &mut Rng) -> World {
                 ua,
                 role,
                 ident,
-                pace: 0.3 + 2.7 * u * u,
+                // Support staff work the backoffice all day; others vary a lot.
+                pace: if role == Role::Support {
+                    3.0 + 3.0 * u
+                } else {
+                    0.3 + 2.7 * u * u
+                },
                 period_s: rng.range(90, 600),
                 day_start,
                 day_end,
