@@ -226,7 +226,7 @@ impl Rng {
         }
     }
 
-    pub(crate) fn chars(&mut self, len: usize, alphabet: &[u8]) -> String {
+    fn chars(&mut self, len: usize, alphabet: &[u8]) -> String {
         (0..len).map(|_| *self.pick(alphabet) as char).collect()
     }
 
@@ -235,7 +235,7 @@ impl Rng {
     }
 }
 
-pub(crate) const HEX: &[u8] = b"0123456789abcdef";
+const HEX: &[u8] = b"0123456789abcdef";
 pub(crate) const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -289,7 +289,7 @@ pub(crate) fn uuid(rng: &mut Rng) -> String {
 // ---------------------------------------------------------------------------------------------
 // Realistic values
 
-pub(crate) const FIRST: &[&str] = &[
+const FIRST: &[&str] = &[
     "alice", "bruno", "chen", "dana", "elif", "farah", "gustavo", "hana", "ivan", "jonas", "kofi",
     "lena", "mateo", "nadia", "oscar", "priya", "quentin", "rosa", "samir", "tomas", "uma",
     "viktor", "wen", "yara", "zoe", "amara", "bjorn", "carmen", "dmitri", "esme",
@@ -544,7 +544,7 @@ fn sku(rng: &mut Rng) -> String {
     format!("SKU-{:06}", rng.range(1, 999_999))
 }
 
-pub(crate) fn product_name(rng: &mut Rng) -> String {
+fn product_name(rng: &mut Rng) -> String {
     format!("{} {}", rng.pick(ADJECTIVES), rng.pick(NOUNS))
 }
 
