@@ -103,6 +103,9 @@ struct Snapshot {
     version: u32,
     model: Model,
     rules: Rules,
+    /// The inventory's learnt templates, which the model's endpoints are keyed by.
+    #[serde(default)]
+    catalogue: serde_json::Value,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,13 +177,15 @@ impl Detect {
         }
     }
 
-    /// The learnt state as bytes (gzip-compressed JSON with a version).
-    pub fn snapshot(&self) -> Vec<u8> {
+    /// The learnt state, with the inventory's templates it is keyed by, as bytes
+    /// (gzip-compressed JSON with a version).
+    pub fn snapshot(&self, catalogue: &serde_json::Value) -> Vec<u8> {
         use std::io::Write;
         let snap = SnapshotRef {
             version: SNAPSHOT_VERSION,
             model: &self.model,
             rules: &self.rules,
+            catalogue,
         };
         let json = serde_json::to_vec(&snap).unwrap_or_default();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -189,8 +194,12 @@ impl Detect {
         gz.finish().unwrap_or_default()
     }
 
-    /// A detector that continues from a snapshot, with `cfg`'s thresholds and switches.
-    pub fn restore(cfg: DetectConfig, bytes: &[u8]) -> Result<Self, SnapshotError> {
+    /// A detector that continues from a snapshot, with `cfg`'s thresholds and switches, and
+    /// the inventory templates saved with it.
+    pub fn restore(
+        cfg: DetectConfig,
+        bytes: &[u8],
+    ) -> Result<(Self, serde_json::Value), SnapshotError> {
         use std::io::Read;
         let mut json = Vec::new();
         flate2::read::GzDecoder::new(bytes)
@@ -209,7 +218,23 @@ impl Detect {
         model.threshold.refit();
         let mut rules = snap.rules;
         rules.set_config(cfg.rules.clone());
-        Ok(Self::with_state(cfg, model, rules))
+        Ok((Self::with_state(cfg, model, rules), snap.catalogue))
+    }
+
+    /// New thresholds, rules and feedback (a reload); what was learnt and the open alerts
+    /// stay, and so do the learn and alert switches.
+    pub fn reconfigure(&mut self, mut cfg: DetectConfig) {
+        cfg.learn = self.cfg.learn;
+        cfg.alert = self.cfg.alert;
+        self.model.threshold.alpha = cfg.model.false_alarm_rate.clamp(1e-6, 0.5);
+        self.model.threshold.floor = cfg.model.score_floor;
+        self.model.threshold.refit();
+        self.rules.set_config(cfg.rules.clone());
+        self.episodes.set_config(cfg.lifecycle);
+        self.feedback.suppress = cfg.suppress.clone();
+        self.feedback.allow = cfg.allow.clone();
+        self.feedback.false_positives = cfg.false_positives.iter().cloned().collect();
+        self.cfg = cfg;
     }
 
     pub fn stats(&self) -> DetectStats {
@@ -255,6 +280,7 @@ impl Detect {
         let target = req.target();
         let path_end = memchr::memchr(b'?', target).unwrap_or(target.len());
         let (path, query) = (&target[..path_end], target.get(path_end + 1..).unwrap_or(&[]));
+        let path = origin_path(path);
 
         self.params.clear();
         self.params.add_urlencoded("", query);
@@ -513,11 +539,26 @@ struct SnapshotRef<'a> {
     version: u32,
     model: &'a Model,
     rules: &'a Rules,
+    catalogue: &'a serde_json::Value,
 }
 
 #[derive(Deserialize)]
 struct VersionOnly {
     version: u32,
+}
+
+/// The path of an absolute-form target (`http://host:port/path` → `/path`); others as they are.
+fn origin_path(path: &[u8]) -> &[u8] {
+    for scheme in [&b"http://"[..], b"https://"] {
+        if path.len() > scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &path[scheme.len()..];
+            return match memchr::memchr(b'/', rest) {
+                Some(i) => &rest[i..],
+                None => b"/",
+            };
+        }
+    }
+    path
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {

@@ -77,6 +77,10 @@ impl Episodes {
         }
     }
 
+    pub fn set_config(&mut self, cfg: LifecycleConfig) {
+        self.cfg = cfg;
+    }
+
     pub fn open(&self) -> usize {
         self.open.len()
     }
@@ -188,7 +192,8 @@ impl Episodes {
     fn close(&mut self, key: &str, now_ns: u64, out: &mut Vec<Alert>) {
         if let Some(ep) = self.open.remove(key) {
             // A close is sent at the time the episode ended, not when the sweep noticed.
-            let at = ep.alert.last_seen.max(now_ns.min(ep.alert.last_seen));
+            let _ = now_ns;
+            let at = ep.alert.last_seen;
             out.push(revision(&ep.alert, Lifecycle::Close, ep.revision + 1, at));
             self.stats.closed += 1;
         }

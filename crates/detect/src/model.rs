@@ -115,7 +115,7 @@ impl ModelScore {
         for p in &self.request.params {
             let s = &p.score;
             if p.unseen {
-                parts.push((format!("param.{}.unseen", p.name), 5.0));
+                parts.push((format!("param.{}.unseen", p.name), crate::params::UNSEEN_PARAM));
             }
             for (what, v) in [
                 ("length", s.length),

@@ -76,6 +76,25 @@ pub struct ParamModel {
     bytes: [u16; 256],
     /// Hashes of the values seen while few; `None` once the parameter proved free-form.
     tokens: Option<Vec<u64>>,
+    /// Learnt values that brought a byte the parameter had not used before: how open its
+    /// alphabet still is (a Good-Turing estimate of meeting a new byte).
+    #[serde(default)]
+    new_byte_values: f64,
+}
+
+/// Classes of bytes: a new byte of a class the parameter already uses (another accented
+/// letter in a name) says less than a byte of a class it never used (a quote in a number).
+fn class_of(b: u8) -> usize {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => 0,
+        b'0'..=b'9' => 1,
+        b' ' | b'\t' => 2,
+        b'<' | b'>' | b'\'' | b'"' | b';' | b'(' | b')' | b'`' | b'|' | b'&' | b'$' | b'{'
+        | b'}' | b'\\' | b'%' | b'*' | b'=' => 3,
+        0x80..=0xff => 4,
+        0x00..=0x1f | 0x7f => 5,
+        _ => 6,
+    }
 }
 
 /// Six bins of the sorted character distribution, as in the paper: the first byte value, the
@@ -119,6 +138,7 @@ impl ParamModel {
             icd: [0.0; 6],
             bytes: [0; 256],
             tokens: Some(Vec::new()),
+            new_byte_values: 0.0,
         }
     }
 
@@ -144,10 +164,13 @@ impl ParamModel {
         for (m, v) in self.icd.iter_mut().zip(dist) {
             *m += weight * (v - *m);
         }
+        let mut brought_new = false;
         for &b in value {
             let c = &mut self.bytes[usize::from(b)];
+            brought_new |= *c == 0;
             *c = (*c + 1).min(BYTE_TRUST);
         }
+        self.new_byte_values = self.new_byte_values * (1.0 - weight) + f64::from(u8::from(brought_new));
         if let Some(tokens) = &mut self.tokens {
             let h = fnv(value);
             if !tokens.contains(&h) {
@@ -192,18 +215,26 @@ impl ParamModel {
         let characters = ((chi2 - 11.07) / 8.0).clamp(0.0, 6.0);
 
         let mut novel = [false; 256];
+        let mut classes_used = [false; 7];
+        for (b, &c) in self.bytes.iter().enumerate() {
+            if c >= BYTE_TRUST {
+                classes_used[class_of(b as u8)] = true;
+            }
+        }
+        // −ln of the chance that a normal value brings a new byte, per new byte (a few count
+        // for more, with diminishing weight); a class never used weighs double.
+        let p_new = (self.new_byte_values + 0.5) / (self.n + 1.0);
+        let surprise = -p_new.ln();
+        let mut alphabet = 0.0;
         let mut novel_bytes = 0u32;
         for &b in value {
             if self.bytes[usize::from(b)] < BYTE_TRUST && !novel[usize::from(b)] {
                 novel[usize::from(b)] = true;
+                let weight = if classes_used[class_of(b)] { 0.5 } else { 1.0 };
+                alphabet += weight * surprise / f64::from(1 + novel_bytes);
                 novel_bytes += 1;
             }
         }
-        let alphabet = if novel_bytes > 0 {
-            3.0 + 2.0 * f64::from(novel_bytes).ln_1p()
-        } else {
-            0.0
-        };
 
         let enumeration = match &self.tokens {
             Some(tokens) if self.n >= 4.0 * tokens.len() as f64 + 16.0 => {
@@ -288,7 +319,7 @@ impl RequestScore {
 }
 
 /// Score of a parameter name an established endpoint never took.
-const UNSEEN_PARAM: f64 = 5.0;
+pub const UNSEEN_PARAM: f64 = 8.0;
 /// Requests to an endpoint before it is established.
 const ENDPOINT_MATURE: f64 = 20.0;
 

@@ -40,9 +40,24 @@ pub struct AdaptiveThreshold {
     next_excess: usize,
     /// Count of samples above the initial threshold since start (decayed like `total`).
     above: f64,
+    #[serde(with = "infinite_as_null")]
     initial: f64,
+    #[serde(with = "infinite_as_null")]
     current: f64,
     samples: u64,
+}
+
+/// JSON has no infinity: an unset threshold is written as `null`.
+mod infinite_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        v.is_finite().then_some(*v).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    }
 }
 
 impl AdaptiveThreshold {

@@ -69,6 +69,17 @@ pub struct Notes {
     /// The request target with credential values (API keys, tokens in the query) replaced,
     /// written as `url.original` / `url.query` instead of the target as sent.
     pub redacted_target: Option<Box<str>>,
+    /// The anomaly model's score and whether the transaction contributed to an alert
+    /// (`mirador.anomaly.score`, `mirador.anomaly.alerted`), when detection ran.
+    pub anomaly: Option<AnomalyNote>,
+}
+
+/// The detection stage's word on one transaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnomalyNote {
+    /// Higher is more anomalous; finite and ≥ 0.
+    pub score: f64,
+    pub alerted: bool,
 }
 
 /// A string copied into its owner when short (no allocation, and no reference count that two

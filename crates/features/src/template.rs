@@ -14,7 +14,7 @@
 use crate::segment::{classify, split_extension, Evidence, Shape};
 
 /// Bounds and thresholds of one tree.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct TemplateLimits {
     /// Nodes (distinct path prefixes) one tree may hold.
     pub max_nodes: usize,
@@ -43,7 +43,7 @@ type NodeId = u32;
 /// Segments learnt per path; deeper ones are templated by shape (and bound the recursion).
 const MAX_DEPTH: usize = 32;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Node {
     /// Literal children by segment, kept sorted for deterministic output and binary search.
     literals: Vec<(Box<str>, NodeId)>,
@@ -114,8 +114,9 @@ impl Learnt {
     }
 }
 
-/// The learnt templates of one host and method.
-#[derive(Debug)]
+/// The learnt templates of one host and method. Serializable, so what was learnt survives a
+/// restart (model snapshots).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PathTree {
     limits: TemplateLimits,
     nodes: Vec<Node>,

@@ -226,6 +226,27 @@ impl Catalogue {
         self.hosts.len()
     }
 
+    /// The learnt trees, for a snapshot (rules and limits come from the config).
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::to_value(&self.hosts).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Takes the learnt trees of a snapshot; hosts past the limit are dropped and counted.
+    pub fn restore(&mut self, v: serde_json::Value) -> Result<(), String> {
+        let hosts: BTreeMap<Box<str>, BTreeMap<Box<str>, PathTree>> =
+            serde_json::from_value(v).map_err(|e| e.to_string())?;
+        self.hosts.clear();
+        for (host, methods) in hosts {
+            if self.hosts.len() >= self.limits.max_hosts {
+                self.stats.hosts_over_limit += 1;
+                continue;
+            }
+            self.hosts.insert(host, methods);
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
     /// Templates a path; learns from it when `learn` (the caller does not learn from 404s and
     /// other answers that say the route does not exist).
     pub fn route(&mut self, host: &str, method: &str, path: &str, learn: bool) -> Routed {

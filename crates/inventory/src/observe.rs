@@ -33,6 +33,8 @@ pub struct InventoryConfig {
     /// (responses, by default), and the most decompressed before giving up.
     pub decode_keep_bytes: usize,
     pub decode_max_bytes: u64,
+    /// Learn new templates (off when scoring with a frozen model: `--no-learn`).
+    pub learn_templates: bool,
 }
 
 impl Default for InventoryConfig {
@@ -54,6 +56,7 @@ impl Default for InventoryConfig {
             text_scan_bytes: 64 * 1024,
             decode_keep_bytes: 64 * 1024,
             decode_max_bytes: 8 << 20,
+            learn_templates: true,
         }
     }
 }
@@ -105,6 +108,7 @@ impl Annotations {
                 .collect(),
             sensitive: self.sensitive.iter().map(Kind::as_str).collect(),
             redacted_target: self.redacted_target.as_deref().map(Into::into),
+            anomaly: None,
         }
     }
 }
@@ -196,6 +200,14 @@ impl Inventory {
         self.index.len()
     }
 
+    /// Takes the templates of a snapshot ([`crate::catalogue::Catalogue::snapshot`]).
+    pub fn restore_catalogue(&mut self, v: serde_json::Value) -> Result<(), String> {
+        self.catalogue.restore(v)?;
+        self.routes.clear();
+        self.route_bytes = 0;
+        Ok(())
+    }
+
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
     }
@@ -238,7 +250,7 @@ impl Inventory {
             notes.redacted_target =
                 Some(redact_query_credentials(req.target(), &notes.credentials));
         }
-        let learn = status.is_some_and(|s| s >= 100 && !names_no_route(s));
+        let learn = self.cfg.learn_templates && status.is_some_and(|s| s >= 100 && !names_no_route(s));
 
         // The same path comes back again and again: remember where it went until the
         // catalogue changes.

@@ -13,6 +13,8 @@
 //!    ([`Config::validate`]); facts about the host where it runs (network interfaces) only in
 //!    [`Config::validate_for_run`].
 
+pub mod detection;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -35,7 +37,7 @@ const SYS_CLASS_NET: &str = "/sys/class/net";
 /// The accepted `log.level` values.
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub capture: CaptureSection,
@@ -44,6 +46,7 @@ pub struct Config {
     pub http: HttpSection,
     pub pipeline: PipelineSection,
     pub inventory: InventorySection,
+    pub detect: detection::DetectSection,
     pub output: OutputSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
@@ -374,6 +377,8 @@ enum Kind {
     Int {
         max: u64,
     },
+    /// A finite number (an integer is accepted too); ranges are checked by validation.
+    Float,
     Bool,
     Str,
     /// An array of strings (comma-separated in an environment override).
@@ -483,6 +488,7 @@ const SCHEMA: &[SectionSchema] = &[
             ("export_format", Kind::Enum(EXPORT_FORMATS)),
         ],
     ),
+    ("detect", detection::KEYS),
     ("output", &[("transactions", STR), ("alerts", STR)]),
     ("metrics", &[("listen", STR)]),
     (
@@ -534,6 +540,7 @@ fn quoted_list(names: &[&str]) -> String {
 fn expected(kind: Kind) -> String {
     match kind {
         Kind::Int { .. } => "an integer".to_owned(),
+        Kind::Float => "a number".to_owned(),
         Kind::Bool => "a boolean".to_owned(),
         Kind::Str => "a string".to_owned(),
         Kind::StrList => "an array of strings".to_owned(),
@@ -554,6 +561,9 @@ fn check_kind(kind: Kind, v: &Value) -> std::result::Result<(), String> {
             }
         }
         (Kind::Bool, Value::Boolean(_)) | (Kind::Str, Value::String(_)) => Ok(()),
+        (Kind::Float, Value::Integer(_)) => Ok(()),
+        (Kind::Float, Value::Float(f)) if f.is_finite() => Ok(()),
+        (Kind::Float, Value::Float(f)) => Err(format!("expected a finite number, found {f}")),
         (Kind::StrList, Value::Array(items)) => match items.iter().find(|x| !x.is_str()) {
             None => Ok(()),
             Some(x) => Err(format!(
@@ -765,6 +775,10 @@ fn env_value(kind: Kind, raw: &str) -> std::result::Result<Value, String> {
                 Err(_) => return Err(format!("expected an integer, found `{raw}`")),
             }
         }
+        Kind::Float => match raw.trim().parse::<f64>() {
+            Ok(f) => Value::Float(f),
+            Err(_) => return Err(format!("expected a number, found `{raw}`")),
+        },
         Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "true" => Value::Boolean(true),
             "false" => Value::Boolean(false),
@@ -1237,6 +1251,8 @@ impl Config {
             "must be a file path (the inventory is rewritten whole each time), not \"-\"",
         )?;
 
+        self.detect.check()?;
+
         let o = &self.output;
         check_output_path("output.transactions", &o.transactions)?;
         check_output_path("output.alerts", &o.alerts)?;
@@ -1467,6 +1483,7 @@ mod tests {
                 check_kind(*kind, v).unwrap_or_else(|m| panic!("{section}.{key}: {m}"));
                 let changed = match (kind, v) {
                     (Kind::Int { .. }, Value::Integer(i)) => Value::Integer(i + 1),
+                    (Kind::Float, Value::Float(f)) => Value::Float(f + 1.0),
                     (Kind::Bool, Value::Boolean(b)) => Value::Boolean(!b),
                     (Kind::Str, Value::String(s)) => Value::String(format!("{s}x")),
                     (Kind::StrList, _) => Value::Array(vec![Value::String("lo".into())]),

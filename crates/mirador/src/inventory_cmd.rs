@@ -98,6 +98,8 @@ pub fn run(args: InventoryArgs) -> Result<()> {
         None,
         Some(inv.clone()),
         None,
+        None,
+        None,
     )?;
     let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
     let doc = inventory::openapi::render(&mut analyzer.inventory, spec.as_ref());

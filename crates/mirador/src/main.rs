@@ -3,6 +3,7 @@
 
 mod config;
 mod delivery;
+mod detection;
 mod inventory_cmd;
 mod metrics;
 mod output;

@@ -59,6 +59,8 @@ pub struct PipelineConfig {
     pub decode: Option<http::HttpConfig>,
     /// The API inventory every analysis shard feeds (and annotates records from), if on.
     pub inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
+    /// Detection after the inventory (needs it), if on.
+    pub detect: Option<Arc<Mutex<detect::Detect>>>,
     /// Analysis shards keyed by client address (live only: replay merges into one order).
     pub analysis_shards: usize,
 }
@@ -240,6 +242,7 @@ impl Pipeline {
             let stage = Stage {
                 decode: cfg.decode.clone(),
                 inventory: cfg.inventory.clone(),
+                detect: cfg.detect.clone(),
             };
             let metrics = metrics.clone();
             let (out, recycle, free) = (
@@ -527,6 +530,7 @@ fn analysis_loop(
 ) {
     let decode = stage.decode;
     let inventory = stage.inventory;
+    let detect = stage.detect;
     let mut queues: Vec<std::collections::VecDeque<TxRecord>> =
         (0..workers).map(|_| Default::default()).collect();
     let mut marks = vec![Order::default(); workers];
@@ -563,7 +567,7 @@ fn analysis_loop(
                 }
             }
             if let Some(inv) = &inventory {
-                annotate(&mut msg.records, inv);
+                annotate(&mut msg.records, inv, detect.as_deref());
             }
             metrics
                 .output_backlog
@@ -598,7 +602,7 @@ fn analysis_loop(
             batch.push(rec);
             if batch.len() >= 256 {
                 if let Some(inv) = &inventory {
-                    annotate(&mut batch, inv);
+                    annotate(&mut batch, inv, detect.as_deref());
                 }
                 metrics
                     .output_backlog
@@ -624,7 +628,7 @@ fn analysis_loop(
     }
     if !batch.is_empty() {
         if let Some(inv) = &inventory {
-            annotate(&mut batch, inv);
+            annotate(&mut batch, inv, detect.as_deref());
         }
         let _ = out.send(batch);
     }
@@ -635,17 +639,38 @@ fn analysis_loop(
 struct Stage {
     decode: Option<http::HttpConfig>,
     inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
+    detect: Option<Arc<Mutex<detect::Detect>>>,
 }
 
-/// Feeds a batch to the analyzer (one lock per batch) and notes what it learnt on each record.
-fn annotate(batch: &mut [TxRecord], analyzer: &Mutex<inventory::Analyzer>) {
+/// Feeds a batch to the analyzer and the detectors (one lock each per batch) and notes what
+/// they found on each record.
+fn annotate(
+    batch: &mut [TxRecord],
+    analyzer: &Mutex<inventory::Analyzer>,
+    detect: Option<&Mutex<detect::Detect>>,
+) {
     let mut analyzer = analyzer.lock().unwrap_or_else(|e| e.into_inner());
+    let mut detect = detect.map(|d| d.lock().unwrap_or_else(|e| e.into_inner()));
     for rec in batch.iter_mut() {
-        // The features wait for the detectors that will read them (issue 5); computing them
-        // here keeps their cost and their entity tables honest meanwhile.
-        if let Some((notes, _features)) = analyzer.observe(&rec.flow, &rec.tx) {
-            rec.notes = Some(Box::new(notes.notes()));
+        let Some((notes, profile)) = analyzer.observe(&rec.flow, &rec.tx) else {
+            continue;
+        };
+        let mut out = notes.notes();
+        if let Some(d) = detect.as_mut() {
+            out.anomaly = d
+                .observe(
+                    &rec.flow,
+                    &rec.tx,
+                    &notes,
+                    profile.as_ref(),
+                    &analyzer.profiler,
+                )
+                .map(|v| engine::AnomalyNote {
+                    score: v.score,
+                    alerted: v.alerted,
+                });
         }
+        rec.notes = Some(Box::new(out));
     }
 }
 

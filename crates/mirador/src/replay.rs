@@ -36,6 +36,18 @@ pub struct ReplayArgs {
     /// Encoding of the alert records.
     #[arg(long, value_name = "FORMAT", default_value = "canonical", value_parser = crate::output::alert_format_parser())]
     pub alert_format: sinks::siem::AlertFormat,
+    /// Learn baselines and the anomaly model, raise no alerts (use with --model-out).
+    #[arg(long, conflicts_with = "no_learn")]
+    pub learn_only: bool,
+    /// Score with what was learnt (from --model-in) without updating it.
+    #[arg(long)]
+    pub no_learn: bool,
+    /// Start detection from this model snapshot (written by --model-out or the daemon).
+    #[arg(long, value_name = "PATH")]
+    pub model_in: Option<PathBuf>,
+    /// Save what detection learnt to PATH at the end (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub model_out: Option<PathBuf>,
     /// Never show a progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -70,10 +82,22 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let spec = (!cfg.inventory.spec.is_empty())
         .then(|| crate::inventory_cmd::load_spec(std::path::Path::new(&cfg.inventory.spec)))
         .transpose()?;
-    let inventory = cfg
-        .inventory
-        .enabled
-        .then(|| Arc::new(Mutex::new(cfg.analyzer())));
+    let mut opened = crate::detection::open(
+        &cfg,
+        crate::detection::Mode {
+            learn: !args.no_learn,
+            alert: !args.learn_only,
+        },
+        args.model_in.as_deref(),
+        args.model_out.as_deref(),
+    )?;
+    let inventory = if cfg.inventory.enabled {
+        let a = crate::detection::analyzer(&cfg, opened.as_mut(), !args.no_learn)?;
+        Some(Arc::new(Mutex::new(a)))
+    } else {
+        None
+    };
+    let detect = opened.map(|o| Arc::new(Mutex::new(o.detect)));
     process(
         &cfg,
         readers,
@@ -81,9 +105,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         args.no_progress,
         writer,
         inventory,
-        spec.as_ref()
-            .zip(alerts.as_mut())
-            .map(|(s, w)| (s, w, args.alert_format)),
+        detect,
+        args.model_out.as_deref(),
+        alerts
+            .as_mut()
+            .map(|w| (spec.as_ref(), w, args.alert_format)),
     )
 }
 
@@ -101,8 +127,10 @@ pub fn process(
     no_progress: bool,
     mut writer: Option<RecordWriter>,
     inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
+    detect: Option<Arc<Mutex<detect::Detect>>>,
+    model_out: Option<&std::path::Path>,
     alerts: Option<(
-        &inventory::spec::Spec,
+        Option<&inventory::spec::Spec>,
         &mut RecordWriter,
         sinks::siem::AlertFormat,
     )>,
@@ -134,6 +162,7 @@ pub fn process(
             engine,
             decode,
             inventory: inventory.clone(),
+            detect: detect.clone(),
             analysis_shards: 1,
         },
         Box::new(FileSource::new(readers, read_bytes.clone())),
@@ -143,6 +172,25 @@ pub fn process(
     let mut written = 0u64;
     let mut decompression = [0u64; 2];
     let mut failed = None;
+    let mut alerts = alerts;
+    let encode_context = crate::output::encode_context();
+    // Alerts leave as they are raised, between record batches.
+    let drain_alerts = |alerts: &mut Option<(
+        Option<&inventory::spec::Spec>,
+        &mut RecordWriter,
+        sinks::siem::AlertFormat,
+    )>| {
+        let Some(d) = &detect else {
+            return Ok(());
+        };
+        let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
+        match alerts.as_mut() {
+            Some((_, out, format)) if !raised.is_empty() => {
+                out.write_alerts(&raised, *format, &encode_context)
+            }
+            _ => Ok(()),
+        }
+    };
     for batch in pipeline.records.iter() {
         for rec in &batch {
             for (i, a) in [
@@ -165,17 +213,41 @@ pub fn process(
             }
         }
         pipeline.recycle(batch);
+        if failed.is_none() {
+            if let Err(e) = drain_alerts(&mut alerts) {
+                failed = Some(e);
+            }
+        }
         if let Some(bar) = &progress {
             bar.set_position(read_bytes.load(Ordering::Relaxed));
         }
     }
     let finished = pipeline.join()?;
+    if let Some(d) = &detect {
+        // The capture is over: every open episode ends.
+        d.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    }
+    drain_alerts(&mut alerts)?;
+    let detection_summary = detect.as_ref().map(|d| {
+        let d = d.lock().unwrap_or_else(|e| e.into_inner());
+        crate::summary::DetectionSummary {
+            stats: d.stats(),
+            threshold: d.threshold(),
+        }
+    });
+    if let (Some(d), Some(path)) = (&detect, model_out) {
+        let bytes = crate::detection::snapshot(d, inventory.as_deref());
+        crate::detection::save_snapshot(path, &bytes)?;
+    }
     let analysis_summary = inventory.as_ref().map(|a| {
         let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((spec, out, format)) = alerts {
             // Shadow endpoints, once the whole capture is in the inventory.
-            let raised = inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
-            out.write_alerts(&raised, format, &crate::output::encode_context())?;
+            if let Some(spec) = spec {
+                let raised =
+                    inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
+                out.write_alerts(&raised, format, &encode_context)?;
+            }
             out.flush()?;
         }
         anyhow::Ok(crate::summary::AnalysisSummary::of(&a))
@@ -202,6 +274,7 @@ pub fn process(
         elapsed: started.elapsed(),
         written: writer.map(|_| written),
         analysis: analysis_summary,
+        detection: detection_summary,
     }
     .print(&mut std::io::stderr());
     Ok(())

@@ -334,14 +334,30 @@ pub fn run(args: RunArgs) -> Result<()> {
     // the output files, and the metrics socket (which may be a low port).
     let metrics = Arc::new(Metrics::default());
     let healthy = Arc::new(AtomicBool::new(true));
-    let inventory = cfg
-        .inventory
-        .enabled
-        .then(|| Arc::new(Mutex::new(cfg.analyzer())));
+    // The model carries on from its last snapshot, and is saved there periodically.
+    let model_path =
+        (!cfg.detect.model_path.is_empty()).then(|| PathBuf::from(&cfg.detect.model_path));
+    let mut opened = crate::detection::open(
+        &cfg,
+        crate::detection::Mode {
+            learn: true,
+            alert: true,
+        },
+        model_path.as_deref().filter(|p| p.is_file()),
+        model_path.as_deref(),
+    )?;
+    let inventory = if cfg.inventory.enabled {
+        let a = crate::detection::analyzer(&cfg, opened.as_mut(), true)?;
+        Some(Arc::new(Mutex::new(a)))
+    } else {
+        None
+    };
+    let detect = opened.map(|o| Arc::new(Mutex::new(o.detect)));
     let spec = (!cfg.inventory.spec.is_empty())
         .then(|| crate::inventory_cmd::load_spec(Path::new(&cfg.inventory.spec)))
         .transpose()?
         .map(Arc::new);
+
     if !cfg.metrics.listen.is_empty() {
         let served = inventory.clone().map(|i| (i, spec.clone()));
         let addr = start_metrics(
@@ -410,6 +426,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             engine,
             decode,
             inventory: inventory.clone(),
+            detect: detect.clone(),
             analysis_shards: cfg.pipeline.analysis_shards,
         },
         source,
@@ -417,6 +434,37 @@ pub fn run(args: RunArgs) -> Result<()> {
     )?;
     let stop = pipeline.stop_handle();
     info!(workers = cfg.worker_count(), "running");
+
+    // Detection's alerts, as they are raised; its model, now and then and at the end.
+    let snapshot_every = Duration::from_secs(cfg.detect.snapshot_interval_secs);
+    let mut next_snapshot = Instant::now() + snapshot_every;
+    let deliver_alerts = |alerts: &mut Option<RecordWriter>| {
+        let Some(d) = &detect else { return };
+        let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
+        if raised.is_empty() {
+            return;
+        }
+        metrics
+            .alerts
+            .fetch_add(raised.len() as u64, Ordering::Relaxed);
+        if let Some(out) = alerts.as_mut() {
+            if let Err(e) = out
+                .write_alerts(&raised, alert_format, &encode_context)
+                .and_then(|_| out.flush())
+            {
+                error!("writing alerts: {e:#}");
+            }
+        }
+    };
+    let save_model = || {
+        if let (Some(d), Some(path)) = (&detect, &model_path) {
+            let bytes = crate::detection::snapshot(d, inventory.as_deref());
+            match crate::detection::save_snapshot(path, &bytes) {
+                Ok(()) => info!(path = %path.display(), bytes = bytes.len(), "model saved"),
+                Err(e) => error!("saving the model: {e:#}"),
+            }
+        }
+    };
 
     // This thread only moves batches from the pipeline to delivery (never waiting on it),
     // and handles signals.
@@ -440,9 +488,14 @@ pub fn run(args: RunArgs) -> Result<()> {
             stop.store(true, Ordering::Relaxed);
             deadline = Some(Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
         }
+        deliver_alerts(&mut alerts);
         if Instant::now() >= next_export {
             export(&cfg, &mut alerts);
             next_export = Instant::now() + export_every;
+        }
+        if Instant::now() >= next_snapshot {
+            save_model();
+            next_snapshot = Instant::now() + snapshot_every;
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             warn!("shutdown deadline passed before every record was written; exiting anyway");
@@ -479,6 +532,16 @@ pub fn run(args: RunArgs) -> Result<()> {
                             warn!("reload: {what} changed; it takes effect at the next restart");
                         }
                     }
+                    if let Some(d) = &detect {
+                        // New thresholds, rules and false-positive marks; what was learnt stays.
+                        match crate::detection::false_positives(&new) {
+                            Ok(fp) => d
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .reconfigure(new.detect.to_config(fp)),
+                            Err(e) => error!("reload: keeping the detection settings: {e:#}"),
+                        }
+                    }
                     metrics.reloads.fetch_add(1, Ordering::Relaxed);
                     info!("configuration reloaded");
                     cfg = new;
@@ -491,6 +554,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     let finished = pipeline.join()?;
+    if let Some(d) = &detect {
+        d.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    }
+    deliver_alerts(&mut alerts);
+    save_model();
     // Everything seen is in the inventory now: write it once more, with its last alerts.
     export(&cfg, &mut alerts);
     let deadline = deadline

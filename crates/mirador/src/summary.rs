@@ -15,6 +15,14 @@ pub struct Summary {
     pub written: Option<u64>,
     /// What the analysis stage learnt and dropped, when it ran.
     pub analysis: Option<AnalysisSummary>,
+    /// What detection scored and raised, when it ran.
+    pub detection: Option<DetectionSummary>,
+}
+
+/// The detection stage's counters and the model's threshold at the end.
+pub struct DetectionSummary {
+    pub stats: detect::DetectStats,
+    pub threshold: f64,
 }
 
 /// The inventory's and the entity tables' counters.
@@ -111,7 +119,29 @@ impl Summary {
                 .collect();
             let _ = writeln!(w, "  entities           {}", entities.join("  "));
         }
+        if let Some(d) = &self.detection {
+            let s = &d.stats;
+            let l = &s.lifecycle;
+            let _ = writeln!(
+                w,
+                "  detection          scored {}  learnt {}  over threshold {} (threshold {:.2})  injections {}  alerted transactions {}",
+                s.scored, s.learnt, s.crossed, d.threshold, s.injections, s.alerted_transactions
+            );
+            let _ = writeln!(
+                w,
+                "  alerts             created {}  updated {}  closed {}  over budget {}  suppressed {}  allowed {}",
+                l.created, l.updated, l.closed, l.over_budget, s.suppressed, s.allowed
+            );
+        }
         let _ = writeln!(w, "  drops and evictions");
+        if let Some(d) = &self.detection {
+            let _ = writeln!(w, "    {:<36} {}", "detect.evicted", d.stats.evicted);
+            let _ = writeln!(
+                w,
+                "    {:<36} {}",
+                "detect.alerts_closed_early", d.stats.lifecycle.closed_early
+            );
+        }
         let rows = [
             ("capture.truncated_records", r.truncated_records),
             ("capture.corrupt_records", r.corrupt_records),

@@ -1,6 +1,8 @@
 //! The transaction record (RECORDS.md §1): Elastic Common Schema names, one JSON object per
 //! line. Field names are a public interface: change them only with a record version bump.
 
+use std::io::Write as _;
+
 use engine::{FlowIds, TxRecord};
 use http::{Head, Request, Transaction};
 
@@ -243,6 +245,15 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
                     json::string(a, k.as_bytes());
                 }
                 a.push(b']');
+            }
+            if let Some(an) = &notes.anomaly {
+                m.obj("anomaly", |o| {
+                    let score = if an.score.is_finite() { an.score } else { 0.0 };
+                    let mut text = Vec::with_capacity(24);
+                    let _ = write!(text, "{score}");
+                    o.raw("score", &text);
+                    o.raw("alerted", if an.alerted { b"true" } else { b"false" });
+                });
             }
         }
     });

@@ -2048,6 +2048,10 @@ mod tests {
             }],
             sensitive: vec!["email"],
             redacted_target: None,
+            anomaly: Some(engine::AnomalyNote {
+                score: 12.5,
+                alerted: true,
+            }),
         }));
         let mut out = Vec::new();
         transaction_ocsf(&rec, &ctx(), &mut out);
