@@ -3,6 +3,8 @@
 //! and webhook semantics; outages and error statuses on demand.
 #![allow(dead_code)]
 
+pub mod rsyslog;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
