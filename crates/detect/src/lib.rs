@@ -124,6 +124,7 @@ pub struct Detect {
     feedback: Feedback,
     persistence: Table<Persistence>,
     params: Params,
+    decoders: http::Decoders,
     injections: Vec<(String, Detection)>,
     scan: Vec<Detection>,
     found: Vec<Alert>,
@@ -140,6 +141,9 @@ impl std::fmt::Debug for Detect {
             .finish_non_exhaustive()
     }
 }
+
+/// Bytes of a sampled response scanned for sensitive data.
+const RESPONSE_SCAN: usize = 64 * 1024;
 
 /// Alerts waiting in the outbox at most; more are dropped and counted (the binary drains it
 /// after every batch, so this only bounds a stalled consumer).
@@ -166,6 +170,7 @@ impl Detect {
             model,
             rules,
             params: Params::default(),
+            decoders: http::Decoders::default(),
             injections: Vec::new(),
             scan: Vec::new(),
             found: Vec::new(),
@@ -368,6 +373,32 @@ impl Detect {
         let now_secs = (now / NS) as i64;
         let login = self.rules.is_login(path);
         let login_user = login.then(|| login_user(credential, self.params.as_slice())).flatten();
+        let status = tx.response.as_ref().map(|r| r.status).filter(|&s| s != 0);
+        let mut response_kinds = notes.response_sensitive;
+        let mut inspected = notes.inspected;
+        if let Some(resp) = tx.response.as_ref() {
+            let success = status.is_some_and(|s| (200..300).contains(&s));
+            if success && resp.body.len > 0 && self.rules.sample_response(endpoint_key) {
+                let decoded = (resp.body.coding != http::Coding::Identity)
+                    .then(|| resp.body.decode_copy(RESPONSE_SCAN, 8 << 20, &mut self.decoders))
+                    .flatten();
+                let content = match &decoded {
+                    Some(d) => &d.bytes[..],
+                    None if resp.body.coding == http::Coding::Identity
+                        || resp.body.decoded.is_some() =>
+                    {
+                        resp.body.content()
+                    }
+                    None => &[][..],
+                };
+                if !content.is_empty() {
+                    let content = &content[..content.len().min(RESPONSE_SCAN)];
+                    response_kinds =
+                        response_kinds.union(features::sensitive::kinds(content));
+                    inspected = true;
+                }
+            }
+        }
         let url = notes
             .redacted_target
             .clone()
@@ -388,7 +419,7 @@ impl Detect {
             url: features::sensitive::redact(&url).into_owned(),
             route,
             endpoint_key,
-            status: tx.response.as_ref().map(|r| r.status).filter(|&s| s != 0),
+            status,
             user_agent: req
                 .head
                 .get("user-agent")
@@ -405,8 +436,8 @@ impl Detect {
             login_user,
             injections: &self.injections,
             evasions,
-            response_kinds: notes.response_sensitive,
-            inspected: notes.inspected,
+            response_kinds,
+            inspected,
             response_bytes: tx.response.as_ref().map_or(0, |r| r.body.len),
             endpoint_objects: profile
                 .and_then(|p| profiler.endpoint(p))

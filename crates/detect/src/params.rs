@@ -230,18 +230,27 @@ impl ParamModel {
         for &b in value {
             if self.bytes[usize::from(b)] < BYTE_TRUST && !novel[usize::from(b)] {
                 novel[usize::from(b)] = true;
-                let weight = if classes_used[class_of(b)] { 0.5 } else { 1.0 };
+                // Another letter or digit where letters or digits are used is no news; other
+                // punctuation where some is used is some.
+                let class = class_of(b);
+                let weight = match (classes_used[class], class) {
+                    (false, _) => 1.0,
+                    (true, 0 | 1 | 4) => 0.1,
+                    (true, _) => 0.5,
+                };
                 alphabet += weight * surprise / f64::from(1 + novel_bytes);
                 novel_bytes += 1;
             }
         }
 
+        // A parameter that took a few values many times is an enumeration; one that only ever
+        // took one value is a constant that may well change (a date, a version): not news.
         let enumeration = match &self.tokens {
-            Some(tokens) if self.n >= 4.0 * tokens.len() as f64 + 16.0 => {
+            Some(tokens) if tokens.len() >= 2 && self.n >= 4.0 * tokens.len() as f64 + 16.0 => {
                 if tokens.contains(&fnv(value)) {
                     0.0
                 } else {
-                    4.0
+                    3.0
                 }
             }
             _ => 0.0,
@@ -432,6 +441,8 @@ mod tests {
     fn a_quote_in_a_number_is_an_alphabet_anomaly() {
         let p = trained(&["12", "7", "130", "42", "9"]);
         assert_eq!(p.score(b"13").alphabet, 0.0);
+        // A digit it never used is no news in a number; a quote is.
+        assert!(p.score(b"55").alphabet < 1.0);
         assert!(p.score(b"5' or 1=1--").alphabet > 3.0);
     }
 

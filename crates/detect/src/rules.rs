@@ -170,6 +170,8 @@ pub struct RuleConfig {
     pub spike_learning_minutes: u32,
     /// Inspected responses of an endpoint before a new kind of sensitive data is news.
     pub exposure_learning_responses: u64,
+    /// After learning, one successful response in this many is scanned for sensitive data.
+    pub exposure_sample_every: u64,
     /// Response bytes of one client in one minute, at least, and over its usual minute.
     pub bulk_min_bytes_per_minute: f64,
     pub bulk_factor: f64,
@@ -220,14 +222,15 @@ impl Default for RuleConfig {
             spike_factor: 10.0,
             spike_learning_minutes: 20,
             exposure_learning_responses: 20,
+            exposure_sample_every: 4,
             bulk_min_bytes_per_minute: 2_000_000.0,
             bulk_factor: 20.0,
-            auth_learning_calls: 40,
-            auth_required_ratio: 0.95,
+            auth_learning_calls: 200,
+            auth_required_ratio: 0.98,
             token_expiry_skew_secs: 60,
             off_hours_share: 0.01,
             off_hours_requests: 20,
-            off_hours_learning_hours: 20,
+            off_hours_learning_hours: 24,
             utc_offset_minutes: 0,
             evasion_anomalies: [
                 "te_cl_conflict",
@@ -456,6 +459,8 @@ struct PairState {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct EndpointState {
+    /// Successful responses seen (for sampling).
+    responses: u64,
     successes: u64,
     authenticated: u64,
     inspected: u64,
@@ -571,6 +576,17 @@ impl Rules {
     pub fn set_config(&mut self, cfg: RuleConfig) {
         self.cfg = cfg;
         self.resolve();
+    }
+
+    /// Whether detection should scan this successful response of an endpoint for sensitive
+    /// data itself: all of them while the endpoint is learnt, then one in
+    /// `exposure_sample_every`.
+    pub fn sample_response(&mut self, endpoint: u64) -> bool {
+        let every = self.cfg.exposure_sample_every.max(1);
+        let learning = self.cfg.exposure_learning_responses;
+        let ep = self.endpoints.entry(endpoint, EndpointState::default);
+        ep.responses += 1;
+        ep.responses <= learning || ep.responses % every == 0
     }
 
     pub fn is_evasion(&self, anomaly: &str) -> bool {
@@ -1203,8 +1219,15 @@ impl Rules {
         if known_hours < cfg.off_hours_learning_hours || id.total < 100.0 {
             return;
         }
-        let share = f64::from(id.by_hour[hour_of_day]) / id.total.max(1.0);
-        if share < cfg.off_hours_share && id.hour_requests >= cfg.off_hours_requests {
+        // The hour and its neighbours: a working day that starts or ends an hour off is not
+        // off-hours.
+        let around = |h: usize| f64::from(id.by_hour[h % 24]);
+        let share = (around(hour_of_day + 23) + around(hour_of_day) + around(hour_of_day + 1))
+            / id.total.max(1.0);
+        let active_hours = id.by_hour.iter().filter(|&&b| b > 0.0).count().max(1);
+        let usual_hour = id.total / active_hours as f64;
+        let bulk = f64::from(cfg.off_hours_requests).max(usual_hour);
+        if share < cfg.off_hours_share && f64::from(id.hour_requests) >= bulk {
             id.hour_alerted = true;
             let mut a = c.alert(&OFF_HOURS, "identity", hex, 60, 0.7);
             a.title = format!("Bulk access at {hour_of_day:02}:00, outside the identity's hours");
@@ -1250,5 +1273,265 @@ fn class_title(class: &str) -> &'static str {
         "command_injection" => "Command injection",
         "ssrf" => "Server-side request forgery",
         _ => "Injection",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction context at `secs` from a client, with what a test sets on top.
+    fn ctx(secs: u64, client: &str) -> Ctx<'static> {
+        let ip: IpAddr = client.parse().unwrap();
+        let network = features::entity::client_network(ip);
+        Ctx {
+            now_ns: 1_790_000_000 * NS + secs * NS,
+            flow_uid: "C1",
+            tx_index: 0,
+            client: ip,
+            client_port: 40000,
+            client_key: key_hash(client.as_bytes()),
+            network,
+            network_key: key_hash(network.to_string().as_bytes()),
+            server: "10.0.0.10".parse().unwrap(),
+            server_port: 80,
+            host: Some("api.test".into()),
+            method: "GET".into(),
+            url: "/".into(),
+            route: Some("GET /api/v1/users/{id}"),
+            endpoint_key: 7,
+            status: Some(200),
+            user_agent: Some("Mozilla/5.0".into()),
+            identity: None,
+            has_credentials: false,
+            jwt_unsigned: false,
+            jwt_expired_for: None,
+            object: None,
+            login: false,
+            login_user: None,
+            injections: &[],
+            evasions: Vec::new(),
+            response_kinds: KindSet::default(),
+            inspected: false,
+            response_bytes: 100,
+            endpoint_objects: 0.0,
+        }
+    }
+
+    fn ids(out: &[Alert]) -> Vec<&str> {
+        let mut v: Vec<&str> = out.iter().map(|a| a.detector.id.as_str()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn many_user_names_failing_from_one_client_is_stuffing() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        for i in 0..30u64 {
+            let mut c = ctx(i, "192.0.2.9");
+            c.login = true;
+            c.status = Some(401);
+            c.login_user = Some(1000 + i);
+            r.observe(&c, true, &mut out);
+        }
+        assert_eq!(ids(&out), vec![STUFFING.id]);
+        assert!(out.iter().any(|a| a.title.starts_with("Credential stuffing")));
+        let e = out[0].explanation.as_ref().expect("explained");
+        assert_eq!(e.contributions[0].feature, "login_failures_10m");
+        // A few honest typos are not.
+        let mut r = Rules::new(RuleConfig::default());
+        out.clear();
+        for i in 0..3u64 {
+            let mut c = ctx(i * 60, "192.0.2.10");
+            c.login = true;
+            c.status = Some(401);
+            c.login_user = Some(5);
+            r.observe(&c, true, &mut out);
+        }
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn one_identity_from_many_networks_is_sharing() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        for i in 0..12u64 {
+            let mut c = ctx(i * 10, &format!("198.51.{}.7", 10 + i));
+            c.identity = Some((99, "ab".repeat(16)));
+            c.has_credentials = true;
+            r.observe(&c, true, &mut out);
+        }
+        assert_eq!(ids(&out), vec![SHARING.id]);
+        assert_eq!(out[0].client.identity.as_deref(), Some(&*"ab".repeat(16)));
+    }
+
+    #[test]
+    fn a_sequential_walk_with_refusals_is_enumeration_and_own_objects_are_not() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        let objects: Vec<String> = (100..160).map(|i: u64| i.to_string()).collect();
+        for (i, o) in objects.iter().enumerate() {
+            let mut c = ctx(i as u64, "203.0.113.5");
+            c.object = Some(o.as_bytes());
+            c.status = Some(if i % 3 == 0 { 200 } else { 403 });
+            c.has_credentials = true;
+            r.observe(&c, true, &mut out);
+        }
+        assert_eq!(ids(&out), vec![ENUMERATION.id]);
+        let mut r = Rules::new(RuleConfig::default());
+        out.clear();
+        for i in 0..200u64 {
+            let mut c = ctx(i, "203.0.113.6");
+            c.object = Some(b"42");
+            c.has_credentials = true;
+            r.observe(&c, true, &mut out);
+        }
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_tool_walking_the_catalogue_is_scraping() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        let skus: Vec<String> = (0..300).map(|i| format!("SKU-{i:06}")).collect();
+        for (i, s) in skus.iter().enumerate() {
+            let mut c = ctx(i as u64 / 2, "203.0.113.77");
+            c.object = Some(s.as_bytes());
+            c.user_agent = Some("python-requests/2.31".into());
+            c.endpoint_objects = 400.0;
+            r.observe(&c, true, &mut out);
+        }
+        assert!(ids(&out).contains(&SCRAPING.id), "{:?}", ids(&out));
+        assert!(is_automation(Some("curl/8.5.0")));
+        assert!(!is_automation(Some(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15"
+        )));
+    }
+
+    #[test]
+    fn a_burst_against_the_clients_own_pace_is_a_rate_spike() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        // Two requests a minute for an hour, then 80 in one minute.
+        for m in 0..60u64 {
+            for k in 0..2 {
+                r.observe(&ctx(m * 60 + k * 20, "192.0.2.50"), true, &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{:?}", ids(&out));
+        for k in 0..80u64 {
+            r.observe(&ctx(3600 + 60 + k / 2, "192.0.2.50"), true, &mut out);
+        }
+        assert_eq!(ids(&out), vec![RATE_SPIKE.id]);
+        let e = out[0].explanation.as_ref().expect("explained");
+        assert!(e.contributions[0].expected.unwrap_or(0.0) < 3.0, "{e:?}");
+    }
+
+    #[test]
+    fn a_new_kind_of_sensitive_data_from_an_endpoint_is_exposure() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        let mut emails = KindSet::default();
+        emails.insert(features::sensitive::Kind::Email);
+        for i in 0..50u64 {
+            let mut c = ctx(i, "192.0.2.60");
+            c.inspected = true;
+            c.response_kinds = emails;
+            r.observe(&c, true, &mut out);
+        }
+        assert!(out.is_empty());
+        let mut cards = emails;
+        cards.insert(features::sensitive::Kind::PaymentCard);
+        let mut c = ctx(60, "192.0.2.60");
+        c.inspected = true;
+        c.response_kinds = cards;
+        r.observe(&c, true, &mut out);
+        assert_eq!(ids(&out), vec![EXPOSURE.id]);
+        assert!(out[0].title.contains("payment_card"));
+        assert_eq!(out[0].severity.level, sinks::alert::Level::High);
+    }
+
+    #[test]
+    fn broken_auth_missing_unsigned_and_expired() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        for i in 0..300u64 {
+            let mut c = ctx(i, "192.0.2.70");
+            c.has_credentials = true;
+            r.observe(&c, true, &mut out);
+        }
+        assert!(out.is_empty());
+        r.observe(&ctx(400, "192.0.2.71"), true, &mut out);
+        let mut c = ctx(401, "192.0.2.72");
+        c.has_credentials = true;
+        c.jwt_unsigned = true;
+        r.observe(&c, true, &mut out);
+        let mut c = ctx(402, "192.0.2.73");
+        c.has_credentials = true;
+        c.jwt_expired_for = Some(3600);
+        r.observe(&c, true, &mut out);
+        let keys: Vec<&str> = out.iter().map(|a| a.dedup_key.as_str()).collect();
+        assert_eq!(out.len(), 3, "{keys:?}");
+        assert!(keys[0].ends_with("missing_auth"));
+        assert!(keys[1].ends_with("alg_none"));
+        assert!(keys[2].ends_with("expired_token"));
+    }
+
+    #[test]
+    fn bulk_access_far_from_the_identitys_hours_is_off_hours() {
+        let mut r = Rules::new(RuleConfig::default());
+        let mut out = Vec::new();
+        // Two days of 09:00–17:00, ten requests an hour.
+        for day in 0..2u64 {
+            for hour in 9..17u64 {
+                for k in 0..10u64 {
+                    let mut c = ctx(day * 86_400 + hour * 3600 + k * 300, "192.0.2.80");
+                    c.identity = Some((5, "cd".repeat(16)));
+                    r.observe(&c, true, &mut out);
+                }
+            }
+        }
+        assert!(out.is_empty(), "{:?}", ids(&out));
+        for k in 0..40u64 {
+            let mut c = ctx(2 * 86_400 + 3 * 3600 + k * 30, "192.0.2.80");
+            c.identity = Some((5, "cd".repeat(16)));
+            r.observe(&c, true, &mut out);
+        }
+        assert_eq!(ids(&out), vec![OFF_HOURS.id]);
+    }
+
+    #[test]
+    fn smuggling_anomalies_alert() {
+        let mut r = Rules::new(RuleConfig::default());
+        assert!(r.is_evasion("te_cl_conflict"));
+        assert!(!r.is_evasion("gap"));
+        let mut out = Vec::new();
+        let mut c = ctx(0, "192.0.2.90");
+        c.evasions = vec!["te_cl_conflict"];
+        r.observe(&c, true, &mut out);
+        assert_eq!(ids(&out), vec![EVASION.id]);
+    }
+
+    #[test]
+    fn per_entity_state_is_bounded() {
+        let cfg = RuleConfig {
+            max_clients: 64,
+            max_networks: 16,
+            max_pairs: 32,
+            ..Default::default()
+        };
+        let mut r = Rules::new(cfg);
+        let mut out = Vec::new();
+        let objects: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        for (i, o) in objects.iter().enumerate() {
+            let mut c = ctx(i as u64, &format!("10.{}.{}.1", i / 256, i % 256));
+            c.object = Some(o.as_bytes());
+            r.observe(&c, true, &mut out);
+        }
+        let s = r.stats();
+        assert!(s.clients <= 64 && s.pairs <= 32, "{s:?}");
+        assert!(s.evicted > 0);
     }
 }

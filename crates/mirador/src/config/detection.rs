@@ -48,6 +48,7 @@ pub struct DetectSection {
     pub spike_factor: f64,
     pub spike_learning_minutes: u32,
     pub exposure_learning_responses: u64,
+    pub exposure_sample_every: u64,
     pub bulk_min_bytes_per_minute: f64,
     pub bulk_factor: f64,
     pub auth_learning_calls: u64,
@@ -106,6 +107,7 @@ impl Default for DetectSection {
             spike_factor: r.spike_factor,
             spike_learning_minutes: r.spike_learning_minutes,
             exposure_learning_responses: r.exposure_learning_responses,
+            exposure_sample_every: r.exposure_sample_every,
             bulk_min_bytes_per_minute: r.bulk_min_bytes_per_minute,
             bulk_factor: r.bulk_factor,
             auth_learning_calls: r.auth_learning_calls,
@@ -163,6 +165,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("spike_factor", F64),
     ("spike_learning_minutes", U32),
     ("exposure_learning_responses", U64),
+    ("exposure_sample_every", U64),
     ("bulk_min_bytes_per_minute", F64),
     ("bulk_factor", F64),
     ("auth_learning_calls", U64),
@@ -208,6 +211,12 @@ impl DetectSection {
         in_range(self.model_trees, 1, 256, "detect.model_trees")?;
         in_range(self.model_depth, 2, 16, "detect.model_depth")?;
         in_range(self.model_window, 64, 10_000_000, "detect.model_window")?;
+        in_range(
+            self.exposure_sample_every,
+            1,
+            1_000_000,
+            "detect.exposure_sample_every",
+        )?;
         in_range(
             self.snapshot_interval_secs,
             1,
@@ -342,6 +351,7 @@ impl DetectSection {
             spike_factor: self.spike_factor,
             spike_learning_minutes: self.spike_learning_minutes,
             exposure_learning_responses: self.exposure_learning_responses,
+            exposure_sample_every: self.exposure_sample_every,
             bulk_min_bytes_per_minute: self.bulk_min_bytes_per_minute,
             bulk_factor: self.bulk_factor,
             auth_learning_calls: self.auth_learning_calls,
