@@ -51,6 +51,9 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub log: LogSection,
     pub run: RunSection,
+    /// Alert outputs (`[[outputs]]`), checked by the delivery crate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<::delivery::OutputConfig>,
 }
 
 /// Live capture (`mirador run`).
@@ -645,10 +648,63 @@ struct Found {
     msg: String,
 }
 
+/// `[[outputs]]`: an array of tables whose keys are the delivery crate's; values are checked
+/// by serde and [`delivery::config::validate`].
+fn outputs_problems(value: &Value) -> Vec<Found> {
+    // Positions are those of the first [[outputs]] line (`line_of` walks tables only).
+    let path = || vec!["outputs".to_string()];
+    let Value::Array(items) = value else {
+        return vec![Found {
+            path: path(),
+            msg: format!(
+                "outputs: expected [[outputs]] tables, found {}",
+                type_name(value)
+            ),
+        }];
+    };
+    let mut found = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Value::Table(t) = item else {
+            found.push(Found {
+                path: path(),
+                msg: format!("outputs[{i}]: expected a table, found {}", type_name(item)),
+            });
+            continue;
+        };
+        if !t.contains_key("type") {
+            found.push(Found {
+                path: path(),
+                msg: format!(
+                    "outputs[{i}].type: missing; one of {}",
+                    quoted_list(&::delivery::OutputType::ALL.map(|k| k.as_str()))
+                ),
+            });
+        }
+        for key in t.keys() {
+            if ::delivery::config::KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            let msg = match closest(key, ::delivery::config::KEYS.iter().copied()) {
+                Some(k) => format!("outputs[{i}].{key}: unknown key; did you mean `{k}`?"),
+                None => format!(
+                    "outputs[{i}].{key}: unknown key; the keys of [[outputs]] are {}",
+                    ::delivery::config::KEYS.join(", ")
+                ),
+            };
+            found.push(Found { path: path(), msg });
+        }
+    }
+    found
+}
+
 /// Walks the parsed file against [`SCHEMA`]; every problem, in no particular order.
 fn schema_problems(table: &Table) -> Vec<Found> {
     let mut found = Vec::new();
     for (name, value) in table {
+        if name == "outputs" {
+            found.extend(outputs_problems(value));
+            continue;
+        }
         let Some(keys) = schema_section(name) else {
             // A plain value at the top level may be a key that lost its section header.
             let owner = (!value.is_table())
@@ -1085,7 +1141,14 @@ impl Config {
     /// Checks every value (what does not depend on the host it will run on, except that
     /// output directories must exist and be writable). Called by `load` and `parse`.
     pub fn validate(&self) -> Result<()> {
-        self.check_values().map_err(anyhow::Error::new)
+        self.check_values().map_err(anyhow::Error::new)?;
+        if let Some(p) = ::delivery::config::validate(&self.outputs)
+            .into_iter()
+            .next()
+        {
+            bail!("{p}");
+        }
+        Ok(())
     }
 
     /// [`validate`](Self::validate), and the facts of this host a live run needs: every

@@ -1,6 +1,7 @@
 //! `mirador`: the binary. Glue only: command line, configuration, wiring the capture source,
 //! the analysis engine and the record writers, and the run summary. No analysis logic here.
 
+mod alert_outputs;
 mod config;
 mod delivery;
 mod detection;

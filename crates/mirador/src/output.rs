@@ -46,19 +46,6 @@ impl RecordWriter {
         Ok(batch.len() as u64)
     }
 
-    /// Encodes alert records, one per line, in a SIEM's format.
-    pub fn write_alerts(
-        &mut self,
-        alerts: &[sinks::alert::Alert],
-        format: sinks::siem::AlertFormat,
-        ctx: &sinks::siem::EncodeContext,
-    ) -> Result<()> {
-        for a in alerts {
-            sinks::siem::encode(a, format, ctx, &mut self.buf);
-        }
-        Ok(())
-    }
-
     pub fn flush(&mut self) -> Result<()> {
         self.sink
             .write_all(&self.buf)

@@ -73,12 +73,12 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .clone()
         .or_else(|| cfg.transactions_path());
     let writer = out_path.as_deref().map(RecordWriter::open).transpose()?;
-    let mut alerts = args
-        .alerts
-        .clone()
-        .or_else(|| cfg.alerts_path())
-        .map(|p| RecordWriter::open(&p))
-        .transpose()?;
+    // Alert outputs: `--alerts` (or output.alerts) and the config's [[outputs]].
+    let alerts = crate::alert_outputs::start(
+        &cfg,
+        args.alerts.clone().or_else(|| cfg.alerts_path()).as_deref(),
+        args.alert_format,
+    )?;
     let spec = (!cfg.inventory.spec.is_empty())
         .then(|| crate::inventory_cmd::load_spec(std::path::Path::new(&cfg.inventory.spec)))
         .transpose()?;
@@ -98,7 +98,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         None
     };
     let detect = opened.map(|o| Arc::new(Mutex::new(o.detect)));
-    process(
+    let done = process(
         &cfg,
         readers,
         args.workers,
@@ -107,10 +107,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         inventory,
         detect,
         args.model_out.as_deref(),
-        alerts
-            .as_mut()
-            .map(|w| (spec.as_ref(), w, args.alert_format)),
-    )
+        (!alerts.is_empty()).then_some((spec.as_ref(), &alerts)),
+    );
+    // Every output drains, or its spool keeps the rest for the next start (said on stderr).
+    crate::alert_outputs::finish(alerts, None);
+    done
 }
 
 /// Opens every capture file, so a bad path fails before any output is written.
@@ -129,11 +130,7 @@ pub fn process(
     inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
     detect: Option<Arc<Mutex<detect::Detect>>>,
     model_out: Option<&std::path::Path>,
-    alerts: Option<(
-        Option<&inventory::spec::Spec>,
-        &mut RecordWriter,
-        sinks::siem::AlertFormat,
-    )>,
+    alerts: Option<(Option<&inventory::spec::Spec>, &::delivery::Outputs)>,
 ) -> Result<()> {
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!no_progress && std::io::stderr().is_terminal()).then(|| {
@@ -173,24 +170,21 @@ pub fn process(
     let mut decompression = [0u64; 2];
     let mut failed = None;
     let mut alerts = alerts;
-    let encode_context = crate::output::encode_context();
-    // Alerts leave as they are raised, between record batches.
-    let drain_alerts = |alerts: &mut Option<(
-        Option<&inventory::spec::Spec>,
-        &mut RecordWriter,
-        sinks::siem::AlertFormat,
-    )>| {
-        let Some(d) = &detect else {
-            return Ok(());
-        };
-        let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
-        match alerts.as_mut() {
-            Some((_, out, format)) if !raised.is_empty() => {
-                out.write_alerts(&raised, *format, &encode_context)
+    // Alerts leave as they are raised, between record batches (handed to the outputs, never
+    // waited for).
+    let drain_alerts =
+        |alerts: &mut Option<(Option<&inventory::spec::Spec>, &::delivery::Outputs)>| {
+            let Some(d) = &detect else {
+                return Ok(());
+            };
+            let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
+            if let Some((_, out)) = alerts.as_mut() {
+                if !raised.is_empty() {
+                    out.submit(&raised);
+                }
             }
-            _ => Ok(()),
-        }
-    };
+            anyhow::Ok(())
+        };
     for batch in pipeline.records.iter() {
         for rec in &batch {
             for (i, a) in [
@@ -241,14 +235,10 @@ pub fn process(
     }
     let analysis_summary = inventory.as_ref().map(|a| {
         let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((spec, out, format)) = alerts {
+        if let Some((Some(spec), out)) = alerts {
             // Shadow endpoints, once the whole capture is in the inventory.
-            if let Some(spec) = spec {
-                let raised =
-                    inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
-                out.write_alerts(&raised, format, &encode_context)?;
-            }
-            out.flush()?;
+            let raised = inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
+            out.submit(&raised);
         }
         anyhow::Ok(crate::summary::AnalysisSummary::of(&a))
     });

@@ -16,7 +16,6 @@ use tracing::{error, info, warn};
 use crate::config::{Config, FanoutMode, LogFormat, RunSection};
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
-use crate::output::RecordWriter;
 use crate::pipeline::{FileSource, Pipeline, PipelineConfig, ReadStatus, Source};
 
 #[derive(Args, Debug)]
@@ -369,37 +368,28 @@ pub fn run(args: RunArgs) -> Result<()> {
         info!(%addr, "serving /metrics, /healthz and /inventory");
     }
     let delivery = Delivery::start(&cfg.output.transactions, metrics.clone())?;
-    // Shadow-endpoint alerts go here (detectors of later stages too); opened now so a wrong
-    // path fails at start, before privileges are dropped.
-    let mut alerts = cfg
-        .alerts_path()
-        .map(|p| RecordWriter::open(&p))
-        .transpose()?;
+    // Alert outputs (`--alerts`/output.alerts and [[outputs]]); opened now so a wrong path
+    // fails at start, before privileges are dropped.
+    let alerts =
+        crate::alert_outputs::start(&cfg, cfg.alerts_path().as_deref(), args.alert_format)?;
     drop_privileges(&cfg.run)?;
 
     let engine = cfg.engine();
     let decode =
         (engine.http.decode_requests || engine.http.decode_responses).then(|| engine.http.clone());
     let mut shadow = inventory::alerts::ShadowAlerts::default();
-    let alert_format = args.alert_format;
-    let encode_context = crate::output::encode_context();
     let export_every = Duration::from_secs(cfg.inventory.export_interval_secs);
     let mut next_export = Instant::now() + export_every;
     // Writes the inventory file and any new shadow alerts; wall-clock paced, outside the core.
-    let mut export = |cfg: &Config, alerts: &mut Option<RecordWriter>| {
+    let mut export = |cfg: &Config, alerts: &::delivery::Outputs| {
         let Some(inv) = &inventory else { return };
         let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
         let inv = &mut analyzer.inventory;
-        if let (Some(spec), Some(out)) = (&spec, alerts.as_mut()) {
+        if let (Some(spec), false) = (&spec, alerts.is_empty()) {
             let raised = shadow.poll(inv, spec);
             if !raised.is_empty() {
                 info!(alerts = raised.len(), "shadow endpoints");
-                if let Err(e) = out
-                    .write_alerts(&raised, alert_format, &encode_context)
-                    .and_then(|_| out.flush())
-                {
-                    error!("writing alerts: {e:#}");
-                }
+                alerts.submit(&raised);
             }
         }
         if !cfg.inventory.export_path.is_empty() {
@@ -438,7 +428,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Detection's alerts, as they are raised; its model, now and then and at the end.
     let snapshot_every = Duration::from_secs(cfg.detect.snapshot_interval_secs);
     let mut next_snapshot = Instant::now() + snapshot_every;
-    let deliver_alerts = |alerts: &mut Option<RecordWriter>| {
+    let deliver_alerts = |alerts: &::delivery::Outputs| {
         let Some(d) = &detect else { return };
         let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
         if raised.is_empty() {
@@ -447,14 +437,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         metrics
             .alerts
             .fetch_add(raised.len() as u64, Ordering::Relaxed);
-        if let Some(out) = alerts.as_mut() {
-            if let Err(e) = out
-                .write_alerts(&raised, alert_format, &encode_context)
-                .and_then(|_| out.flush())
-            {
-                error!("writing alerts: {e:#}");
-            }
-        }
+        // Never waits: a full output queue drops and counts.
+        alerts.submit(&raised);
     };
     let save_model = || {
         if let (Some(d), Some(path)) = (&detect, &model_path) {
@@ -488,9 +472,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             stop.store(true, Ordering::Relaxed);
             deadline = Some(Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
         }
-        deliver_alerts(&mut alerts);
+        deliver_alerts(&alerts);
         if Instant::now() >= next_export {
-            export(&cfg, &mut alerts);
+            export(&cfg, &alerts);
             next_export = Instant::now() + export_every;
         }
         if Instant::now() >= next_snapshot {
@@ -512,6 +496,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     // Reopened even when the path is the same: log rotation renames the file
                     // and sends SIGHUP.
                     delivery.reopen(&new.output.transactions);
+                    alerts.reopen();
                     let restart = [
                         (
                             new.capture.interfaces != cfg.capture.interfaces,
@@ -522,6 +507,10 @@ pub fn run(args: RunArgs) -> Result<()> {
                             "pipeline.workers",
                         ),
                         (new.metrics.listen != cfg.metrics.listen, "metrics.listen"),
+                        (
+                            new.outputs != cfg.outputs || new.output.alerts != cfg.output.alerts,
+                            "outputs and output.alerts",
+                        ),
                         (
                             format!("{:?}", new.engine()) != format!("{:?}", cfg.engine()),
                             "decode/flow/http limits",
@@ -557,15 +546,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(d) = &detect {
         d.lock().unwrap_or_else(|e| e.into_inner()).finish();
     }
-    deliver_alerts(&mut alerts);
+    deliver_alerts(&alerts);
     save_model();
     // Everything seen is in the inventory now: write it once more, with its last alerts.
-    export(&cfg, &mut alerts);
+    export(&cfg, &alerts);
     let deadline = deadline
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(cfg.run.shutdown_deadline_secs));
     if !delivery.finish(deadline) {
         warn!("shutdown deadline passed before the output took every record; exiting anyway");
     }
+    // Alerts not acknowledged by then stay in the outputs' spools for the next start.
+    crate::alert_outputs::finish(alerts, Some(deadline));
     info!(
         transactions = finished.engine.http.transactions,
         flows = finished.engine.flow.flows_created,
