@@ -126,6 +126,104 @@ impl OutputMetrics {
     }
 }
 
+/// Prometheus text of every output's counters, labelled `output="<name>"`.
+pub fn prometheus(outputs: &[(String, std::sync::Arc<OutputMetrics>)], out: &mut String) {
+    use std::fmt::Write;
+    if outputs.is_empty() {
+        return;
+    }
+    type Get = fn(&Snapshot) -> u64;
+    let rows: [(&str, &str, &str, Get); 9] = [
+        (
+            "enqueued_total",
+            "counter",
+            "Alerts taken by the output's intake queue.",
+            |s| s.enqueued,
+        ),
+        (
+            "sent_total",
+            "counter",
+            "Alerts sent, each attempt counted.",
+            |s| s.sent,
+        ),
+        (
+            "acked_total",
+            "counter",
+            "Alerts the receiver acknowledged.",
+            |s| s.acked,
+        ),
+        (
+            "retried_total",
+            "counter",
+            "Alerts sent again after a retriable failure.",
+            |s| s.retried,
+        ),
+        (
+            "dropped_total",
+            "counter",
+            "Alerts dropped: intake queue or spool full.",
+            |s| s.dropped,
+        ),
+        (
+            "dead_lettered_total",
+            "counter",
+            "Alerts refused for good by the receiver.",
+            |s| s.dead_lettered,
+        ),
+        (
+            "corrupt_total",
+            "counter",
+            "Spool records skipped for a bad checksum.",
+            |s| s.corrupt,
+        ),
+        (
+            "spooled_bytes",
+            "gauge",
+            "Bytes held in the output's spool.",
+            |s| s.spooled_bytes,
+        ),
+        (
+            "pending",
+            "gauge",
+            "Alerts held and not yet acknowledged.",
+            |s| s.pending,
+        ),
+    ];
+    let snaps: Vec<(&str, Snapshot)> = outputs
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.snapshot()))
+        .collect();
+    for (suffix, kind, help, get) in rows {
+        let name = format!("mirador_alert_output_{suffix}");
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (o, s) in &snaps {
+            let _ = writeln!(out, "{name}{{output=\"{}\"}} {}", label(o), get(s));
+        }
+    }
+    let name = "mirador_alert_output_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Enqueue to acknowledgement, wall time (quantiles within ~19 %).\n# TYPE {name} summary"
+    );
+    for (o, s) in &snaps {
+        for (q, v) in [("0.5", s.latency_p50_us), ("0.99", s.latency_p99_us)] {
+            let _ = writeln!(
+                out,
+                "{name}{{output=\"{}\",quantile=\"{q}\"}} {:.6}",
+                label(o),
+                v as f64 / 1e6
+            );
+        }
+    }
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +236,16 @@ mod tests {
         let s = m.snapshot();
         assert!((1000..=1250).contains(&s.latency_p50_us), "{s:?}");
         assert!((1_000_000..=1_250_000).contains(&s.latency_p99_us), "{s:?}");
+        let mut text = String::new();
+        prometheus(
+            &[("hec \"a\"".to_string(), std::sync::Arc::new(m))],
+            &mut text,
+        );
+        assert!(
+            text.contains("mirador_alert_output_acked_total{output=\"hec \\\"a\\\"\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("quantile=\"0.99\"} 1.250000"), "{text}");
         for us in [0, 1, 2, 3, 5, 1 << 20, u64::MAX] {
             let b = bucket(us);
             assert!(upper(b) >= us.min(upper(BUCKETS - 1)), "{us} {b}");

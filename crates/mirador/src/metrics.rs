@@ -53,6 +53,8 @@ pub struct Metrics {
     pub analysis_queue: Latency,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// Counters of each alert output (`delivery`), by output name.
+    pub alert_outputs: std::sync::Mutex<Vec<(String, std::sync::Arc<::delivery::OutputMetrics>)>>,
 }
 
 impl Metrics {
@@ -186,6 +188,9 @@ impl Metrics {
                 "{name}_count{{stage=\"{stage}\"}} {}",
                 l.count.load(Ordering::Relaxed)
             );
+        }
+        if let Ok(outputs) = self.alert_outputs.lock() {
+            ::delivery::metrics::prometheus(&outputs, &mut out);
         }
         out
     }

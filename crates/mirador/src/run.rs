@@ -372,6 +372,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     // fails at start, before privileges are dropped.
     let alerts =
         crate::alert_outputs::start(&cfg, cfg.alerts_path().as_deref(), args.alert_format)?;
+    if let Ok(mut slot) = metrics.alert_outputs.lock() {
+        *slot = alerts.metric_handles();
+    }
     drop_privileges(&cfg.run)?;
 
     let engine = cfg.engine();
