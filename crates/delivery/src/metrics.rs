@@ -245,7 +245,7 @@ mod tests {
             text.contains("mirador_alert_output_acked_total{output=\"hec \\\"a\\\"\"} 0"),
             "{text}"
         );
-        assert!(text.contains("quantile=\"0.99\"} 1.250000"), "{text}");
+        assert!(text.contains("quantile=\"0.99\"} 1.048576"), "{text}");
         for us in [0, 1, 2, 3, 5, 1 << 20, u64::MAX] {
             let b = bucket(us);
             assert!(upper(b) >= us.min(upper(BUCKETS - 1)), "{us} {b}");
