@@ -49,3 +49,31 @@ pub fn finish(outputs: Outputs, deadline: Option<Instant>) -> u64 {
     }
     lost
 }
+
+/// Before `run` drops root: the spool directories (created by [`start`]) and what is in them
+/// are given to `run.user`, so the unprivileged process can add segments and dead letters.
+pub fn give_spools_to_run_user(cfg: &Config) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() || cfg.run.user.is_empty() {
+        return Ok(());
+    }
+    let Some(user) = nix::unistd::User::from_name(&cfg.run.user).context("looking up run.user")?
+    else {
+        // drop_privileges names the missing user.
+        return Ok(());
+    };
+    for o in &cfg.outputs {
+        let Some(dir) = o.spool_dir() else { continue };
+        let own = |p: &Path| {
+            nix::unistd::chown(p, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("{}: giving the spool to run.user", p.display()))
+        };
+        own(&dir)?;
+        for entry in std::fs::read_dir(&dir)
+            .with_context(|| format!("{}: reading the spool", dir.display()))?
+            .flatten()
+        {
+            own(&entry.path())?;
+        }
+    }
+    Ok(())
+}

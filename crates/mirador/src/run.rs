@@ -375,6 +375,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Ok(mut slot) = metrics.alert_outputs.lock() {
         *slot = alerts.metric_handles();
     }
+    crate::alert_outputs::give_spools_to_run_user(&cfg)?;
     drop_privileges(&cfg.run)?;
 
     let engine = cfg.engine();
