@@ -124,6 +124,9 @@ pub struct Detect {
     feedback: Feedback,
     persistence: Table<Persistence>,
     params: Params,
+    /// The reference spec, when one is configured: routes it lacks are shadow endpoints.
+    spec: Option<std::sync::Arc<inventory::spec::Spec>>,
+    spec_status: Table<SpecStatus>,
     decoders: http::Decoders,
     injections: Vec<(String, Detection)>,
     scan: Vec<Detection>,
@@ -170,6 +173,8 @@ impl Detect {
             model,
             rules,
             params: Params::default(),
+            spec: None,
+            spec_status: Table::new(cfg.rules.max_endpoints),
             decoders: http::Decoders::default(),
             injections: Vec::new(),
             scan: Vec::new(),
@@ -252,6 +257,12 @@ impl Detect {
                 + self.persistence.evicted(),
             ..self.stats
         }
+    }
+
+    /// Routes the reference spec lacks are alerted as shadow endpoints from now on.
+    pub fn set_spec(&mut self, spec: Option<std::sync::Arc<inventory::spec::Spec>>) {
+        self.spec = spec;
+        self.spec_status = Table::new(self.cfg.rules.max_endpoints);
     }
 
     /// The current alarm threshold of the model (infinite while it learns).
@@ -378,7 +389,7 @@ impl Detect {
         let mut inspected = notes.inspected;
         if let Some(resp) = tx.response.as_ref() {
             let success = status.is_some_and(|s| (200..300).contains(&s));
-            if success && resp.body.len > 0 && self.rules.sample_response(endpoint_key) {
+            if success && resp.body.len > 0 && self.rules.sample_response(endpoint_key, resp.body.len) {
                 let decoded = (resp.body.coding != http::Coding::Identity)
                     .then(|| resp.body.decode_copy(RESPONSE_SCAN, 8 << 20, &mut self.decoders))
                     .flatten();
@@ -403,6 +414,8 @@ impl Detect {
             .redacted_target
             .clone()
             .unwrap_or_else(|| String::from_utf8_lossy(target).into_owned());
+        // Taken out for the context's lifetime, so the detectors can borrow `self` mutably.
+        let injections = std::mem::take(&mut self.injections);
         let ctx = Ctx {
             now_ns: now,
             flow_uid: &flow.uid,
@@ -434,7 +447,7 @@ impl Detect {
             object: notes.object_id.clone().and_then(|r| target.get(r)),
             login,
             login_user,
-            injections: &self.injections,
+            injections: &injections,
             evasions,
             response_kinds,
             inspected,
@@ -447,6 +460,11 @@ impl Detect {
         self.found.clear();
         if self.cfg.alert {
             self.rules.observe(&ctx, self.cfg.learn, &mut self.found);
+        }
+        if self.cfg.alert {
+            if let Some(a) = self.shadow(&ctx) {
+                self.found.push(a);
+            }
         }
         let persistence = self
             .persistence
@@ -476,7 +494,9 @@ impl Detect {
 
         // Robust learning: what crossed the threshold, alerted, or carried attack payloads is
         // not learnt as normal, unless an operator said it is.
-        let hard_evidence = !self.injections.is_empty() || !ctx.evasions.is_empty();
+        let hard_evidence = !injections.is_empty() || !ctx.evasions.is_empty();
+        drop(ctx);
+        self.injections = injections;
         let normal = allowed || (!crossed && !alerted && !hard_evidence);
         if self.cfg.learn && normal {
             self.model.learn(
@@ -496,6 +516,71 @@ impl Detect {
             score: round3(total),
             alerted,
         })
+    }
+
+    /// A shadow-endpoint alert when the reference spec does not document the route: raised
+    /// on the route's first call (the inventory's own check waits for its export).
+    fn shadow(&mut self, ctx: &Ctx) -> Option<Alert> {
+        let spec = self.spec.as_ref()?;
+        let route = ctx.route?;
+        let (method, template) = route.split_once(' ')?;
+        let host = ctx
+            .host
+            .as_deref()
+            .map(host_without_port)
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| ctx.server.to_string());
+        let key = key_hash(format!("{host}\0{route}").as_bytes());
+        let status = *self.spec_status.entry(key, || {
+            match spec.status_of(spec.find(&host, method, template)) {
+                inventory::spec::Status::Shadow => SpecStatus::Shadow,
+                _ => SpecStatus::Known,
+            }
+        });
+        if status != SpecStatus::Shadow {
+            return None;
+        }
+        let det = rules::Det {
+            id: inventory::alerts::DETECTOR_ID,
+            name: "Shadow API endpoint",
+            kind: sinks::alert::DetectorKind::Rule,
+            owasp: "API9:2023 Improper Inventory Management",
+            mitre: Some("T1190"),
+            action: "Confirm who owns this endpoint; document it in the reference spec, or block it at the gateway and retire it.",
+        };
+        let exposed = !ctx.response_kinds.is_empty();
+        let open = !ctx.has_credentials && ctx.success();
+        let score = 40 + if exposed { 25 } else { 0 } + if open { 15 } else { 0 };
+        let mut a = ctx.alert(&det, &host, route, score, 0.8);
+        // The inventory's key, so both name one endpoint alike.
+        a.dedup_key = format!("{}|{host}|{method}|{template}", det.id);
+        a.title = format!("Undocumented endpoint {route} on {host}");
+        a.summary = format!(
+            "{route} on {host} answered {} to {}, and the reference spec does not document it.{}{}",
+            ctx.status.map_or("nothing".to_string(), |s| s.to_string()),
+            ctx.client,
+            if exposed { " It returned sensitive data." } else { "" },
+            if open { " The call carried no credential." } else { "" },
+        );
+        a.explanation = Some(Explanation {
+            score: f64::from(score),
+            threshold: 40.0,
+            baseline: Some(Baseline {
+                scope: "reference_spec".to_string(),
+                key: host.clone(),
+                window: "all".to_string(),
+                samples: 1,
+            }),
+            contributions: vec![Contribution {
+                feature: "documented_in_spec".to_string(),
+                value: 0.0,
+                expected: Some(1.0),
+                p50: None,
+                p99: None,
+                share: 1.0,
+            }],
+        });
+        Some(a)
     }
 
     fn model_alert(
@@ -590,6 +675,24 @@ fn origin_path(path: &[u8]) -> &[u8] {
         }
     }
     path
+}
+
+/// `host:port` → `host`; `[v6]:port` → `v6`.
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// What the reference spec says of a route, cached per host and route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SpecStatus {
+    Shadow,
+    Known,
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {

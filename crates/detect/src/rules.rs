@@ -174,10 +174,14 @@ pub struct RuleConfig {
     pub exposure_sample_every: u64,
     /// Response bytes of one client in one minute, at least, and over its usual minute.
     pub bulk_min_bytes_per_minute: f64,
+    /// One response of at least this many bytes and `bulk_factor` times its endpoint's usual.
+    pub bulk_response_bytes: f64,
     pub bulk_factor: f64,
     /// 2xx answers of an endpoint before missing auth is news, and the share that carried
     /// credentials.
     pub auth_learning_calls: u64,
+    /// Seconds an endpoint must be known before missing auth is news.
+    pub auth_learning_secs: u64,
     pub auth_required_ratio: f64,
     /// Seconds of clock skew allowed on a token's `exp`.
     pub token_expiry_skew_secs: i64,
@@ -208,10 +212,10 @@ impl Default for RuleConfig {
             client_distinct_users: 6.0,
             network_login_failures: 30.0,
             network_distinct_users: 15.0,
-            global_login_failures: 25.0,
+            global_login_failures: 12.0,
             global_failure_factor: 4.0,
-            global_distinct_sources: 10.0,
-            global_distinct_users: 15.0,
+            global_distinct_sources: 8.0,
+            global_distinct_users: 10.0,
             sharing_addresses: 5.0,
             sharing_networks: 3.0,
             enumeration_objects: 15.0,
@@ -223,14 +227,16 @@ impl Default for RuleConfig {
             spike_learning_minutes: 20,
             exposure_learning_responses: 20,
             exposure_sample_every: 4,
-            bulk_min_bytes_per_minute: 2_000_000.0,
-            bulk_factor: 20.0,
+            bulk_min_bytes_per_minute: 500_000.0,
+            bulk_response_bytes: 20_000.0,
+            bulk_factor: 10.0,
             auth_learning_calls: 200,
+            auth_learning_secs: 6 * 3600,
             auth_required_ratio: 0.98,
             token_expiry_skew_secs: 60,
             off_hours_share: 0.01,
-            off_hours_requests: 20,
-            off_hours_learning_hours: 24,
+            off_hours_requests: 40,
+            off_hours_learning_hours: 18,
             utc_offset_minutes: 0,
             evasion_anomalies: [
                 "te_cl_conflict",
@@ -459,10 +465,14 @@ struct PairState {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct EndpointState {
-    /// Successful responses seen (for sampling).
+    /// Successful responses seen (for sampling), and their body size's mean and variance.
     responses: u64,
+    size_mean: f64,
+    size_var: f64,
     successes: u64,
     authenticated: u64,
+    /// Packet time of its first successful answer.
+    first_seen: u64,
     inspected: u64,
     /// Sensitive kinds its responses normally carry (bits of `KindSet`).
     kinds: u16,
@@ -581,12 +591,27 @@ impl Rules {
     /// Whether detection should scan this successful response of an endpoint for sensitive
     /// data itself: all of them while the endpoint is learnt, then one in
     /// `exposure_sample_every`.
-    pub fn sample_response(&mut self, endpoint: u64) -> bool {
+    /// A response larger than usual for its endpoint is always scanned: added fields are how
+    /// new data leaks.
+    pub fn sample_response(&mut self, endpoint: u64, bytes: u64) -> bool {
         let every = self.cfg.exposure_sample_every.max(1);
         let learning = self.cfg.exposure_learning_responses;
         let ep = self.endpoints.entry(endpoint, EndpointState::default);
         ep.responses += 1;
-        ep.responses <= learning || ep.responses % every == 0
+        let size = bytes as f64;
+        let sd = ep.size_var.sqrt();
+        let unusual = ep.responses > learning && size > ep.size_mean + 3.0 * sd + 64.0;
+        // Robust: a response far past the usual does not move the usual much.
+        let clipped = if ep.responses > learning {
+            size.min(ep.size_mean + 6.0 * sd + 64.0)
+        } else {
+            size
+        };
+        let w = 1.0 / (ep.responses as f64).min(1000.0);
+        let d = clipped - ep.size_mean;
+        ep.size_mean += w * d;
+        ep.size_var = (1.0 - w) * (ep.size_var + w * d * d);
+        ep.responses <= learning || unusual || ep.responses % every == 0
     }
 
     pub fn is_evasion(&self, anomaly: &str) -> bool {
@@ -1060,11 +1085,34 @@ impl Rules {
     }
 
     fn exposure(&mut self, c: &Ctx, learn: bool, out: &mut Vec<Alert>) {
-        if !c.inspected || !c.success() {
+        if !c.success() {
             return;
         }
         let cfg = &self.cfg;
         let ep = self.endpoints.entry(c.endpoint_key, EndpointState::default);
+        let usual = ep.size_mean.max(1.0);
+        let bulk = cfg.bulk_response_bytes.max(cfg.bulk_factor * usual);
+        if ep.responses > cfg.exposure_learning_responses && c.response_bytes as f64 >= bulk {
+            let route = c.route.unwrap_or("an endpoint");
+            let mut a = c.alert(&EXPOSURE, "bulk_response", &format!("{}|{route}", c.client), 60, 0.75);
+            a.title = format!("Bulk response from {route} to {}", c.client);
+            a.summary = format!(
+                "{route} returned {:.0} KB to {}; its responses are usually {:.1} KB.",
+                c.response_bytes as f64 / 1e3,
+                c.client,
+                usual / 1e3
+            );
+            a.explanation = Some(explain(
+                c.response_bytes as f64,
+                bulk,
+                baseline("endpoint", route, "all", ep.responses),
+                &[("response_bytes", c.response_bytes as f64, usual)],
+            ));
+            out.push(a);
+        }
+        if !c.inspected {
+            return;
+        }
         ep.inspected += 1;
         let seen = c.response_kinds.bits();
         if ep.inspected <= cfg.exposure_learning_responses {
@@ -1126,7 +1174,13 @@ impl Rules {
         let route = c.route.unwrap_or("an endpoint");
         let ep = self.endpoints.entry(c.endpoint_key, EndpointState::default);
         let ratio = ep.authenticated as f64 / ep.successes.max(1) as f64;
-        let established = ep.successes >= cfg.auth_learning_calls && ratio >= cfg.auth_required_ratio;
+        if ep.first_seen == 0 {
+            ep.first_seen = c.now_ns;
+        }
+        // Calls over a few hours at least, so the quiet hours' users are not the only ones seen.
+        let known = c.now_ns.saturating_sub(ep.first_seen) >= cfg.auth_learning_secs * NS;
+        let established =
+            known && ep.successes >= cfg.auth_learning_calls && ratio >= cfg.auth_required_ratio;
         let host = c.host.as_deref().unwrap_or("");
         if c.has_credentials {
             if learn {
@@ -1219,10 +1273,12 @@ impl Rules {
         if known_hours < cfg.off_hours_learning_hours || id.total < 100.0 {
             return;
         }
-        // The hour and its neighbours: a working day that starts or ends an hour off is not
-        // off-hours.
+        // The hour and two on each side: a working day that starts or ends an hour or two off
+        // is not off-hours.
         let around = |h: usize| f64::from(id.by_hour[h % 24]);
-        let share = (around(hour_of_day + 23) + around(hour_of_day) + around(hour_of_day + 1))
+        let share = (hour_of_day + 22..=hour_of_day + 26)
+            .map(around)
+            .sum::<f64>()
             / id.total.max(1.0);
         let active_hours = id.by_hour.iter().filter(|&&b| b > 0.0).count().max(1);
         let usual_hour = id.total / active_hours as f64;
@@ -1457,13 +1513,17 @@ mod tests {
     fn broken_auth_missing_unsigned_and_expired() {
         let mut r = Rules::new(RuleConfig::default());
         let mut out = Vec::new();
+        // Early on, one anonymous success is no news: the endpoint is not known long enough.
         for i in 0..300u64 {
-            let mut c = ctx(i, "192.0.2.70");
+            let mut c = ctx(i * 100, "192.0.2.70");
             c.has_credentials = true;
             r.observe(&c, true, &mut out);
+            if i == 150 {
+                r.observe(&ctx(i * 100 + 1, "192.0.2.71"), true, &mut out);
+            }
         }
-        assert!(out.is_empty());
-        r.observe(&ctx(400, "192.0.2.71"), true, &mut out);
+        assert!(out.is_empty(), "{:?}", ids(&out));
+        r.observe(&ctx(30_000, "192.0.2.71"), true, &mut out);
         let mut c = ctx(401, "192.0.2.72");
         c.has_credentials = true;
         c.jwt_unsigned = true;

@@ -124,6 +124,9 @@ pub struct InventoryStats {
     /// Bodies that claimed JSON and did not parse (often cut by the keep limit).
     pub bodies_not_json: u64,
     pub bodies_inspected: u64,
+    /// Endpoint entries made (only grows; folding entries into templates does not lower it):
+    /// when it changed, there may be a new endpoint.
+    pub endpoints_made: u64,
 }
 
 /// The API seen so far.
@@ -298,6 +301,7 @@ impl Inventory {
                         e.evidence = Some((flow.uid.as_str().into(), tx.index));
                         e.server = Some(flow.server);
                         self.endpoints.push(e);
+                        self.stats.endpoints_made += 1;
                         self.index
                             .insert(self.key.as_str().into(), self.endpoints.len() - 1);
                         self.endpoints.len() - 1

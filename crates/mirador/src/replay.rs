@@ -97,7 +97,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     } else {
         None
     };
-    let detect = opened.map(|o| Arc::new(Mutex::new(o.detect)));
+    let detect = opened.map(|mut o| {
+        // Detection raises shadow endpoints on their first call.
+        o.detect.set_spec(spec.clone().map(Arc::new));
+        Arc::new(Mutex::new(o.detect))
+    });
     let done = process(
         &cfg,
         readers,
@@ -171,16 +175,32 @@ pub fn process(
     let mut failed = None;
     let mut alerts = alerts;
     // Alerts leave as they are raised, between record batches (handed to the outputs, never
-    // waited for).
-    let drain_alerts =
-        |alerts: &mut Option<(Option<&inventory::spec::Spec>, &::delivery::Outputs)>| {
-            let Some(d) = &detect else {
-                return Ok(());
+    // waited for). Shadow endpoints are alerted as soon as the inventory has a new endpoint,
+    // so an alert's time is close to the endpoint's first call.
+    let mut shadow = inventory::alerts::ShadowAlerts::default();
+    let mut known_endpoints = 0u64;
+    let mut drain_alerts =
+        |alerts: &mut Option<(Option<&inventory::spec::Spec>, &::delivery::Outputs)>,
+         last: bool| {
+            let Some((spec, out)) = alerts.as_mut() else {
+                return anyhow::Ok(());
             };
-            let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
-            if let Some((_, out)) = alerts.as_mut() {
+            if let Some(d) = &detect {
+                let raised = d.lock().unwrap_or_else(|e| e.into_inner()).take_alerts();
                 if !raised.is_empty() {
                     out.submit(&raised);
+                }
+            }
+            // Without detection, the inventory's own check finds shadow endpoints.
+            if let (Some(spec), Some(inv), None) = (spec, &inventory, &detect) {
+                let mut a = inv.lock().unwrap_or_else(|e| e.into_inner());
+                let endpoints = a.inventory.stats().endpoints_made;
+                if last || endpoints != known_endpoints {
+                    known_endpoints = endpoints;
+                    let raised = shadow.poll(&mut a.inventory, spec);
+                    if !raised.is_empty() {
+                        out.submit(&raised);
+                    }
                 }
             }
             anyhow::Ok(())
@@ -208,7 +228,7 @@ pub fn process(
         }
         pipeline.recycle(batch);
         if failed.is_none() {
-            if let Err(e) = drain_alerts(&mut alerts) {
+            if let Err(e) = drain_alerts(&mut alerts, false) {
                 failed = Some(e);
             }
         }
@@ -221,7 +241,7 @@ pub fn process(
         // The capture is over: every open episode ends.
         d.lock().unwrap_or_else(|e| e.into_inner()).finish();
     }
-    drain_alerts(&mut alerts)?;
+    drain_alerts(&mut alerts, true)?;
     let detection_summary = detect.as_ref().map(|d| {
         let d = d.lock().unwrap_or_else(|e| e.into_inner());
         crate::summary::DetectionSummary {
@@ -234,12 +254,7 @@ pub fn process(
         crate::detection::save_snapshot(path, &bytes)?;
     }
     let analysis_summary = inventory.as_ref().map(|a| {
-        let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((Some(spec), out)) = alerts {
-            // Shadow endpoints, once the whole capture is in the inventory.
-            let raised = inventory::alerts::ShadowAlerts::default().poll(&mut a.inventory, spec);
-            out.submit(&raised);
-        }
+        let a = a.lock().unwrap_or_else(|e| e.into_inner());
         anyhow::Ok(crate::summary::AnalysisSummary::of(&a))
     });
     let analysis_summary = analysis_summary.transpose()?;

@@ -351,11 +351,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let detect = opened.map(|o| Arc::new(Mutex::new(o.detect)));
     let spec = (!cfg.inventory.spec.is_empty())
         .then(|| crate::inventory_cmd::load_spec(Path::new(&cfg.inventory.spec)))
         .transpose()?
         .map(Arc::new);
+    let detect = opened.map(|mut o| {
+        // Detection raises shadow endpoints on their first call.
+        o.detect.set_spec(spec.clone());
+        Arc::new(Mutex::new(o.detect))
+    });
 
     if !cfg.metrics.listen.is_empty() {
         let served = inventory.clone().map(|i| (i, spec.clone()));
@@ -389,7 +393,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         let Some(inv) = &inventory else { return };
         let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());
         let inv = &mut analyzer.inventory;
-        if let (Some(spec), false) = (&spec, alerts.is_empty()) {
+        // With detection on, it raises shadow endpoints itself, as they are first called.
+        if let (Some(spec), false, false) = (&spec, alerts.is_empty(), detect.is_some()) {
             let raised = shadow.poll(inv, spec);
             if !raised.is_empty() {
                 info!(alerts = raised.len(), "shadow endpoints");

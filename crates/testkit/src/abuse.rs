@@ -2539,7 +2539,10 @@ fn route_matches(alert: &str, routes: &[String]) -> bool {
 
 fn matches(v: &View, e: &Episode) -> bool {
     let detector_ok = v.detector == e.kind.detector() || v.detector == ANOMALY_MODEL;
-    let time_ok = v.time >= e.start_ns && v.time <= e.end_ns.saturating_add(DETECT_SLACK_NS);
+    // Alert times are written to the microsecond: an alert on the episode's first request
+    // reads up to 999 ns before it.
+    let start = e.start_ns - e.start_ns % 1_000;
+    let time_ok = v.time >= start && v.time <= e.end_ns.saturating_add(DETECT_SLACK_NS);
     let scope_ok = match v.client {
         Some(ip) => e.clients.contains(&ip),
         None => v
