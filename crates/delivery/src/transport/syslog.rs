@@ -163,21 +163,25 @@ impl TcpOut {
         Ok(())
     }
 
-    /// Whether the peer has closed (or reset) the connection: a peek that finds end of
-    /// stream or an error now. Data waiting (a TLS session ticket) means alive.
-    async fn peer_gone(s: &Stream) -> bool {
+    /// Whether the peer has closed (or reset) the connection: a non-blocking peek at the
+    /// socket (not through the runtime, whose readiness may be stale) finds end of stream or
+    /// an error. Data waiting (a TLS session ticket) or nothing to read means alive.
+    fn peer_gone(s: &Stream) -> bool {
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::AsRawFd;
         let mut b = [0u8; 1];
-        match tokio::time::timeout(Duration::from_millis(0), s.tcp().peek(&mut b)).await {
-            Err(_) => false,
-            Ok(Ok(0)) => true,
-            Ok(Ok(_)) => false,
-            Ok(Err(_)) => true,
+        let fd = s.tcp().as_raw_fd();
+        match recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(nix::errno::Errno::EAGAIN) => false,
+            Err(_) => true,
         }
     }
 
     pub async fn send(&mut self, batch: &[&Record]) -> Result<Vec<ItemResult>, SendError> {
         if let Some(s) = &self.stream {
-            if Self::peer_gone(s).await {
+            if Self::peer_gone(s) {
                 self.stream = None;
             }
         }
@@ -198,5 +202,56 @@ impl TcpOut {
                 Err(classify_io(&self.address, &e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OutputType;
+    use std::io::Read;
+
+    fn rec(i: u8) -> Record {
+        Record {
+            enqueued_ns: 0,
+            time_ns: 0,
+            alert_id: format!("{i}"),
+            dedup_key: String::new(),
+            payload: vec![b'a' + i; 10],
+        }
+    }
+
+    /// A receiver that reads one frame per connection and closes: the next batch must go on
+    /// a new connection, not into the closed one.
+    #[test]
+    fn a_closed_connection_is_replaced_before_the_next_batch() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let (mut c, _) = l.accept().unwrap();
+                let mut b = [0u8; 13];
+                c.read_exact(&mut b).unwrap();
+                got.push(b.to_vec());
+                // Closed with nothing left unread.
+            }
+            got
+        });
+        let mut cfg = OutputConfig::new(OutputType::Tcp);
+        cfg.address = Some(format!("127.0.0.1:{port}"));
+        let mut t = TcpOut::new(&cfg, Duration::from_secs(2)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (a, b) = (rec(0), rec(1));
+        assert_eq!(rt.block_on(t.send(&[&a])).unwrap(), all_delivered(1));
+        // Let the receiver read and close.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(rt.block_on(t.send(&[&b])).unwrap(), all_delivered(1));
+        let got = server.join().unwrap();
+        assert_eq!(got[0], b"10 aaaaaaaaaa");
+        assert_eq!(got[1], b"10 bbbbbbbbbb");
     }
 }
