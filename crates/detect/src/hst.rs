@@ -24,8 +24,8 @@ pub struct HstParams {
 impl Default for HstParams {
     fn default() -> Self {
         HstParams {
-            trees: 25,
-            depth: 10,
+            trees: 20,
+            depth: 8,
             window: 4096,
             seed: 0x6d69_7261_646f_7231,
         }
@@ -129,7 +129,7 @@ impl HalfSpaceTrees {
             return 0.0;
         }
         let per_tree = self.per_tree();
-        let window = f64::from(self.params.window);
+        let log2_window = f64::from(self.params.window).log2();
         let depth = self.params.depth;
         let mut total = 0.0;
         for tree in self.nodes.chunks(per_tree) {
@@ -139,8 +139,9 @@ impl HalfSpaceTrees {
                 let node = &tree[i];
                 if k == depth || node.r < SIZE_LIMIT {
                     // Density relative to uniform at depth k: r · 2^k / ψ (≈ 1 when uniform).
-                    let density = (f64::from(node.r) + 0.5) * f64::from(1u32 << k) / window;
-                    total += (-density.log2()).clamp(0.0, f64::from(depth));
+                    // −log₂((r + ½)·2^k/ψ) = log₂ψ − k − log₂(r + ½).
+                    let surprise = log2_window - f64::from(k) - log2_half_plus(node.r);
+                    total += surprise.clamp(0.0, f64::from(depth));
                     break;
                 }
                 i = 2 * i + 1 + usize::from(value(x, node.dim) >= f64::from(node.split));
@@ -208,6 +209,17 @@ impl HalfSpaceTrees {
             }
         }
         share
+    }
+}
+
+/// log₂(r + ½), from a table for the counts most paths stop at (built once, from the same
+/// `log2` the fallback uses, so results do not depend on which path computed them).
+fn log2_half_plus(r: u32) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..4096u32).map(|r| (f64::from(r) + 0.5).log2()).collect());
+    match table.get(r as usize) {
+        Some(v) => *v,
+        None => (f64::from(r) + 0.5).log2(),
     }
 }
 

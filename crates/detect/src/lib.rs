@@ -130,7 +130,9 @@ pub struct Detect {
     decoders: http::Decoders,
     injections: Vec<(String, Detection)>,
     scan: Vec<Detection>,
-    found: Vec<Alert>,
+    found: rules::Found,
+    /// Dedup keys the operator's feedback decided (not built again).
+    decided: Table<Decision>,
     outbox: Vec<Alert>,
     stats: DetectStats,
     last_ns: u64,
@@ -179,6 +181,7 @@ impl Detect {
             injections: Vec::new(),
             scan: Vec::new(),
             found: Vec::new(),
+            decided: Table::new(10_000),
             outbox: Vec::new(),
             stats: DetectStats::default(),
             last_ns: 0,
@@ -244,6 +247,7 @@ impl Detect {
         self.feedback.suppress = cfg.suppress.clone();
         self.feedback.allow = cfg.allow.clone();
         self.feedback.false_positives = cfg.false_positives.iter().cloned().collect();
+        self.decided = Table::new(10_000);
         self.cfg = cfg;
     }
 
@@ -277,8 +281,7 @@ impl Detect {
 
     /// Closes every open alert (end of a capture, shutdown).
     pub fn finish(&mut self) {
-        let now = self.last_ns;
-        self.episodes.close_all(now, &mut self.outbox);
+        self.episodes.close_all(&mut self.outbox);
     }
 
     /// Scores one transaction and runs the detectors on it.
@@ -310,36 +313,44 @@ impl Detect {
             }
         }
         self.injections.clear();
-        for p in std::iter::once(("path", path)).chain(
+        // A path of plain characters cannot carry a payload: skip scanning it.
+        let path_suspect = path.iter().any(|&b| !is_plain_path_byte(b))
+            || memchr::memmem::find(path, b"..").is_some();
+        let path_value = path_suspect.then_some(("path", path));
+        for (name, value) in path_value.into_iter().chain(
             self.params
                 .as_slice()
                 .iter()
                 .map(|p| (p.name.as_str(), p.raw.as_slice())),
         ) {
+            // Letters, digits and `_ - . @` alone carry no payload of any class.
+            if value.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@')) {
+                continue;
+            }
             self.scan.clear();
-            injection::scan(p.1, &mut self.scan);
+            injection::scan(value, &mut self.scan);
             for d in self.scan.drain(..) {
-                self.injections.push((p.0.to_string(), d));
+                self.injections.push((name.to_string(), d));
             }
         }
-        let evasions: Vec<&'static str> = tx
-            .anomalies
-            .iter()
-            .map(|a| a.as_str())
-            .filter(|a| self.rules.is_evasion(a))
-            .collect();
+        let mut evasions = Vec::new();
+        for a in tx.anomalies.iter() {
+            if self.rules.is_evasion(a.as_str()) {
+                evasions.push(a.as_str());
+            }
+        }
 
         let host = req
             .head
             .get("host")
-            .map(|h| String::from_utf8_lossy(h).into_owned());
-        let method = String::from_utf8_lossy(req.method()).into_owned();
+            .and_then(|h| std::str::from_utf8(h).ok());
+        let method = std::str::from_utf8(req.method()).unwrap_or("(non-utf8)");
         let route = notes.route.as_deref();
         let endpoint_key = match route {
             Some(r) => key_hash(r.as_bytes()),
             None => {
                 let mut k = Vec::with_capacity(64);
-                k.extend_from_slice(host.as_deref().unwrap_or("").as_bytes());
+                k.extend_from_slice(host.unwrap_or("").as_bytes());
                 k.push(0);
                 k.extend_from_slice(req.method());
                 k.push(0);
@@ -370,10 +381,6 @@ impl Detect {
 
         let client = flow.client.ip();
         let network = client_network(client);
-        let ip_key = |ip: IpAddr| match ip {
-            IpAddr::V4(v4) => key_hash(&v4.octets()),
-            IpAddr::V6(v6) => key_hash(&v6.octets()),
-        };
         let credential = notes.credentials.first();
         let identity = credential.map(|c| {
             let id = c.subject_hash.unwrap_or(c.secret);
@@ -382,14 +389,19 @@ impl Detect {
         });
         let jwt = credential.and_then(|c| c.jwt.as_deref());
         let now_secs = (now / NS) as i64;
-        let login = self.rules.is_login(path);
-        let login_user = login.then(|| login_user(credential, self.params.as_slice())).flatten();
+        let login = self.rules.is_login(endpoint_key, path);
+        let login_user = login
+            .then(|| login_user(credential, self.params.as_slice()))
+            .flatten();
         let status = tx.response.as_ref().map(|r| r.status).filter(|&s| s != 0);
         let mut response_kinds = notes.response_sensitive;
         let mut inspected = notes.inspected;
         if let Some(resp) = tx.response.as_ref() {
             let success = status.is_some_and(|s| (200..300).contains(&s));
-            if success && resp.body.len > 0 && self.rules.sample_response(endpoint_key, resp.body.len) {
+            if success
+                && resp.body.len > 0
+                && self.rules.sample_response(endpoint_key, resp.body.len)
+            {
                 let decoded = (resp.body.coding != http::Coding::Identity)
                     .then(|| resp.body.decode_copy(RESPONSE_SCAN, 8 << 20, &mut self.decoders))
                     .flatten();
@@ -404,16 +416,16 @@ impl Detect {
                 };
                 if !content.is_empty() {
                     let content = &content[..content.len().min(RESPONSE_SCAN)];
-                    response_kinds =
-                        response_kinds.union(features::sensitive::kinds(content));
+                    response_kinds = response_kinds.union(features::sensitive::kinds(content));
                     inspected = true;
                 }
             }
         }
-        let url = notes
-            .redacted_target
-            .clone()
-            .unwrap_or_else(|| String::from_utf8_lossy(target).into_owned());
+        let endpoint_objects = || {
+            profile
+                .and_then(|p| profiler.endpoint(p))
+                .map_or(0.0, |e| e[features::entity::EntityFeature::DistinctObjects1h])
+        };
         // Taken out for the context's lifetime, so the detectors can borrow `self` mutably.
         let injections = std::mem::take(&mut self.injections);
         let ctx = Ctx {
@@ -429,14 +441,15 @@ impl Detect {
             server_port: flow.server.port(),
             host,
             method,
-            url: features::sensitive::redact(&url).into_owned(),
+            url: std::str::from_utf8(target).unwrap_or("(non-utf8 target)"),
+            redacted_target: notes.redacted_target.as_deref(),
             route,
             endpoint_key,
             status,
             user_agent: req
                 .head
                 .get("user-agent")
-                .map(|u| String::from_utf8_lossy(u).into_owned()),
+                .and_then(|u| std::str::from_utf8(u).ok()),
             identity,
             has_credentials: !notes.credentials.is_empty(),
             jwt_unsigned: jwt.is_some_and(|j| j.unsigned),
@@ -452,44 +465,65 @@ impl Detect {
             response_kinds,
             inspected,
             response_bytes: tx.response.as_ref().map_or(0, |r| r.body.len),
-            endpoint_objects: profile
-                .and_then(|p| profiler.endpoint(p))
-                .map_or(0.0, |e| e[features::entity::EntityFeature::DistinctObjects1h]),
+            endpoint_objects: &endpoint_objects,
         };
 
-        self.found.clear();
-        if self.cfg.alert {
-            self.rules.observe(&ctx, self.cfg.learn, &mut self.found);
-        }
-        if self.cfg.alert {
-            if let Some(a) = self.shadow(&ctx) {
-                self.found.push(a);
+        // Repeated detections of an open alert are folded by the gate without building an
+        // alert; what the operator's feedback already decided is not built again either.
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        let mut folded = false;
+        {
+            let episodes = &mut self.episodes;
+            let decided = &self.decided;
+            let mut admit = |key: u64| {
+                if decided.get(key).is_some() {
+                    return false;
+                }
+                let build = episodes.admit(key, now);
+                folded |= episodes.folded();
+                build
+            };
+            if self.cfg.alert {
+                self.rules.observe(&ctx, self.cfg.learn, &mut admit, &mut found);
+                if let Some((key, a)) = shadow(&mut self.spec_status, self.spec.as_deref(), &ctx) {
+                    if admit(key) {
+                        found.push((key, a));
+                    }
+                }
+            }
+            let persistence = self
+                .persistence
+                .entry(ctx.client_key, Persistence::default);
+            let persistent =
+                persistence.push(crossed, self.cfg.persistence_k, self.cfg.persistence_n);
+            if self.cfg.alert && crossed && (persistent || total >= 2.0 * threshold) {
+                let route = ctx.route.unwrap_or("an unknown route");
+                let key = ctx.client_dedup(&MODEL, "client_endpoint", &[route.as_bytes()]);
+                if admit(key) {
+                    let a = model_alert(&self.model, &ctx, &score, &raw, &unit, total, threshold);
+                    found.push((key, a));
+                }
             }
         }
-        let persistence = self
-            .persistence
-            .entry(ctx.client_key, Persistence::default);
-        let persistent =
-            persistence.push(crossed, self.cfg.persistence_k, self.cfg.persistence_n);
-        if self.cfg.alert && crossed && (persistent || total >= 2.0 * threshold) {
-            let a = self.model_alert(&ctx, &score, &raw, &unit, total, threshold);
-            self.found.push(a);
-        }
 
-        let mut alerted = false;
+        let mut alerted = folded;
         let mut allowed = false;
-        for a in self.found.drain(..) {
+        for (key, a) in found.drain(..) {
             match self.feedback.decide(&a) {
                 Decision::Raise => {
                     if self.outbox.len() >= MAX_OUTBOX {
                         self.outbox.remove(0);
                     }
-                    alerted |= self.episodes.report(a, now, &mut self.outbox);
+                    alerted |= self.episodes.report(key, a, now, &mut self.outbox);
                 }
-                Decision::Suppress => {}
-                Decision::Allow => allowed = true,
+                decision => {
+                    allowed |= decision == Decision::Allow;
+                    self.decided.entry(key, || decision);
+                }
             }
         }
+        self.found = found;
         self.stats.alerted_transactions += u64::from(alerted);
 
         // Robust learning: what crossed the threshold, alerted, or carried attack payloads is
@@ -499,13 +533,7 @@ impl Detect {
         self.injections = injections;
         let normal = allowed || (!crossed && !alerted && !hard_evidence);
         if self.cfg.learn && normal {
-            self.model.learn(
-                endpoint_key,
-                self.params.as_slice(),
-                &raw,
-                &unit,
-                total,
-            );
+            self.model.learn(endpoint_key, self.params.as_slice(), &raw, &unit, total);
             self.stats.learnt += 1;
         }
         if now.saturating_sub(self.swept_ns) >= 60 * NS {
@@ -518,136 +546,6 @@ impl Detect {
         })
     }
 
-    /// A shadow-endpoint alert when the reference spec does not document the route: raised
-    /// on the route's first call (the inventory's own check waits for its export).
-    fn shadow(&mut self, ctx: &Ctx) -> Option<Alert> {
-        let spec = self.spec.as_ref()?;
-        let route = ctx.route?;
-        let (method, template) = route.split_once(' ')?;
-        let host = ctx
-            .host
-            .as_deref()
-            .map(host_without_port)
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| ctx.server.to_string());
-        let key = key_hash(format!("{host}\0{route}").as_bytes());
-        let status = *self.spec_status.entry(key, || {
-            match spec.status_of(spec.find(&host, method, template)) {
-                inventory::spec::Status::Shadow => SpecStatus::Shadow,
-                _ => SpecStatus::Known,
-            }
-        });
-        if status != SpecStatus::Shadow {
-            return None;
-        }
-        let det = rules::Det {
-            id: inventory::alerts::DETECTOR_ID,
-            name: "Shadow API endpoint",
-            kind: sinks::alert::DetectorKind::Rule,
-            owasp: "API9:2023 Improper Inventory Management",
-            mitre: Some("T1190"),
-            action: "Confirm who owns this endpoint; document it in the reference spec, or block it at the gateway and retire it.",
-        };
-        let exposed = !ctx.response_kinds.is_empty();
-        let open = !ctx.has_credentials && ctx.success();
-        let score = 40 + if exposed { 25 } else { 0 } + if open { 15 } else { 0 };
-        let mut a = ctx.alert(&det, &host, route, score, 0.8);
-        // The inventory's key, so both name one endpoint alike.
-        a.dedup_key = format!("{}|{host}|{method}|{template}", det.id);
-        a.title = format!("Undocumented endpoint {route} on {host}");
-        a.summary = format!(
-            "{route} on {host} answered {} to {}, and the reference spec does not document it.{}{}",
-            ctx.status.map_or("nothing".to_string(), |s| s.to_string()),
-            ctx.client,
-            if exposed { " It returned sensitive data." } else { "" },
-            if open { " The call carried no credential." } else { "" },
-        );
-        a.explanation = Some(Explanation {
-            score: f64::from(score),
-            threshold: 40.0,
-            baseline: Some(Baseline {
-                scope: "reference_spec".to_string(),
-                key: host.clone(),
-                window: "all".to_string(),
-                samples: 1,
-            }),
-            contributions: vec![Contribution {
-                feature: "documented_in_spec".to_string(),
-                value: 0.0,
-                expected: Some(1.0),
-                p50: None,
-                p99: None,
-                share: 1.0,
-            }],
-        });
-        Some(a)
-    }
-
-    fn model_alert(
-        &self,
-        ctx: &Ctx,
-        score: &model::ModelScore,
-        raw: &[f64; DIMS.len()],
-        unit: &[f64; DIMS.len()],
-        total: f64,
-        threshold: f64,
-    ) -> Alert {
-        let attribution = self.model.hst.attribution(unit);
-        let parts = score.parts(&attribution);
-        let route = ctx.route.unwrap_or("an unknown route");
-        let mut a = ctx.alert(
-            &MODEL,
-            "client_endpoint",
-            &format!("{}|{route}", ctx.client),
-            (40.0 + 10.0 * (total / threshold.max(1e-9))).min(85.0) as u8,
-            (1.0 - threshold / total.max(1e-9) / 2.0).clamp(0.5, 0.95),
-        );
-        let top: Vec<&str> = parts.iter().take(3).map(|(n, _)| n.as_str()).collect();
-        a.title = format!("Anomalous request to {route} from {}", ctx.client);
-        a.summary = format!(
-            "Anomaly score {:.1} against a threshold of {:.1} learnt from {} normal transactions; it stood out most in {}.",
-            total,
-            threshold,
-            self.model.learnt,
-            top.join(", ")
-        );
-        let owasp = match parts.first().map(|(n, _)| n.as_str()) {
-            Some("endpoint.novelty") => "API9:2023 Improper Inventory Management",
-            Some(n) if n.starts_with("client.") => "API4:2023 Unrestricted Resource Consumption",
-            _ => "API8:2023 Security Misconfiguration",
-        };
-        a.attack = Some(Attack {
-            owasp: Some(owasp.to_string()),
-            mitre: MODEL.mitre.map(String::from),
-        });
-        let contributions = parts
-            .iter()
-            .take(5)
-            .map(|(name, points)| {
-                let dim = DIMS.iter().position(|d| d.name() == *name);
-                Contribution {
-                    feature: name.clone(),
-                    value: round3(dim.map_or(*points, |i| raw[i])),
-                    expected: Some(round3(dim.map_or(0.0, |i| self.model.means[i]))),
-                    p50: None,
-                    p99: None,
-                    share: round3(points / total.max(1e-9)),
-                }
-            })
-            .collect();
-        a.explanation = Some(Explanation {
-            score: round3(total),
-            threshold: round3(threshold),
-            baseline: Some(Baseline {
-                scope: "endpoint".to_string(),
-                key: route.to_string(),
-                window: "streaming".to_string(),
-                samples: self.model.learnt,
-            }),
-            contributions,
-        });
-        a
-    }
 }
 
 #[derive(Serialize)]
@@ -675,6 +573,151 @@ fn origin_path(path: &[u8]) -> &[u8] {
         }
     }
     path
+}
+
+fn model_alert(
+model: &Model,
+    ctx: &Ctx,
+    score: &model::ModelScore,
+    raw: &[f64; DIMS.len()],
+    unit: &[f64; DIMS.len()],
+    total: f64,
+    threshold: f64,
+) -> Alert {
+    let attribution = model.hst.attribution(unit);
+    let parts = score.parts(&attribution);
+    let route = ctx.route.unwrap_or("an unknown route");
+    let mut a = ctx.alert(
+        &MODEL,
+        "client_endpoint",
+        &format!("{}|{route}", ctx.client),
+        (40.0 + 10.0 * (total / threshold.max(1e-9))).min(85.0) as u8,
+        (1.0 - threshold / total.max(1e-9) / 2.0).clamp(0.5, 0.95),
+    );
+    let top: Vec<&str> = parts.iter().take(3).map(|(n, _)| n.as_str()).collect();
+    a.title = format!("Anomalous request to {route} from {}", ctx.client);
+    a.summary = format!(
+        "Anomaly score {:.1} against a threshold of {:.1} learnt from {} normal transactions; it stood out most in {}.",
+        total,
+        threshold,
+        model.learnt,
+        top.join(", ")
+    );
+    let owasp = match parts.first().map(|(n, _)| n.as_str()) {
+        Some("endpoint.novelty") => "API9:2023 Improper Inventory Management",
+        Some(n) if n.starts_with("client.") => "API4:2023 Unrestricted Resource Consumption",
+        _ => "API8:2023 Security Misconfiguration",
+    };
+    a.attack = Some(Attack {
+        owasp: Some(owasp.to_string()),
+        mitre: MODEL.mitre.map(String::from),
+    });
+    let contributions = parts
+        .iter()
+        .take(5)
+        .map(|(name, points)| {
+            let dim = DIMS.iter().position(|d| d.name() == *name);
+            Contribution {
+                feature: name.clone(),
+                value: round3(dim.map_or(*points, |i| raw[i])),
+                expected: Some(round3(dim.map_or(0.0, |i| model.means[i]))),
+                p50: None,
+                p99: None,
+                share: round3(points / total.max(1e-9)),
+            }
+        })
+        .collect();
+    a.explanation = Some(Explanation {
+        score: round3(total),
+        threshold: round3(threshold),
+        baseline: Some(Baseline {
+            scope: "endpoint".to_string(),
+            key: route.to_string(),
+            window: "streaming".to_string(),
+            samples: model.learnt,
+        }),
+        contributions,
+    });
+    a
+}
+
+/// A shadow-endpoint alert, with its key's hash, when the reference spec does not document the
+/// route: raised on the route's first call (the inventory's own check waits for its export).
+fn shadow(
+    cache: &mut Table<SpecStatus>,
+    spec: Option<&inventory::spec::Spec>,
+    ctx: &Ctx,
+) -> Option<(u64, Alert)> {
+    let spec = spec?;
+    let route = ctx.route?;
+    let (method, template) = route.split_once(' ')?;
+    let host = ctx
+        .host
+        .map(host_without_port)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_else(|| ctx.server.to_string());
+    let key = key_hash(format!("{host}\0{route}").as_bytes());
+    let status = *cache.entry(key, || match spec.status_of(spec.find(&host, method, template)) {
+        inventory::spec::Status::Shadow => SpecStatus::Shadow,
+        _ => SpecStatus::Known,
+    });
+    if status != SpecStatus::Shadow {
+        return None;
+    }
+    let det = rules::Det {
+        id: inventory::alerts::DETECTOR_ID,
+        name: "Shadow API endpoint",
+        kind: sinks::alert::DetectorKind::Rule,
+        owasp: "API9:2023 Improper Inventory Management",
+        mitre: Some("T1190"),
+        action: "Confirm who owns this endpoint; document it in the reference spec, or block it at the gateway and retire it.",
+    };
+    let exposed = !ctx.response_kinds.is_empty();
+    let open = !ctx.has_credentials && ctx.success();
+    let score = 40 + if exposed { 25 } else { 0 } + if open { 15 } else { 0 };
+    let mut a = ctx.alert(&det, &host, route, score, 0.8);
+    // The inventory's key, so both name one endpoint alike.
+    a.dedup_key = format!("{}|{host}|{method}|{template}", det.id);
+    let hash = key_hash(a.dedup_key.as_bytes());
+    a.title = format!("Undocumented endpoint {route} on {host}");
+    a.summary = format!(
+        "{route} on {host} answered {} to {}, and the reference spec does not document it.{}{}",
+        ctx.status.map_or("nothing".to_string(), |s| s.to_string()),
+        ctx.client,
+        if exposed { " It returned sensitive data." } else { "" },
+        if open { " The call carried no credential." } else { "" },
+    );
+    a.explanation = Some(Explanation {
+        score: f64::from(score),
+        threshold: 40.0,
+        baseline: Some(Baseline {
+            scope: "reference_spec".to_string(),
+            key: host.clone(),
+            window: "all".to_string(),
+            samples: 1,
+        }),
+        contributions: vec![Contribution {
+            feature: "documented_in_spec".to_string(),
+            value: 0.0,
+            expected: Some(1.0),
+            p50: None,
+            p99: None,
+            share: 1.0,
+        }],
+    });
+    Some((hash, a))
+}
+
+fn ip_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => key_hash(&v4.octets()),
+        IpAddr::V6(v6) => key_hash(&v6.octets()),
+    }
+}
+
+/// Bytes of ordinary paths (letters, digits, `/ . - _ ~ + , : @ =`): nothing to scan.
+fn is_plain_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~' | b'+' | b',' | b':' | b'@' | b'=')
 }
 
 /// `host:port` → `host`; `[v6]:port` → `v6`.

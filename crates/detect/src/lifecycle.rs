@@ -60,10 +60,35 @@ pub struct LifecycleStats {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Episodes {
     cfg: LifecycleConfig,
-    open: BTreeMap<String, Episode>,
+    /// Open episodes by the hash of their dedup key ([`dedup_hash`]).
+    open: BTreeMap<u64, Episode>,
     budget_hour: u64,
     budget_used: u32,
+    /// Keys the budget held back this hour: not built again until the next.
+    #[serde(skip)]
+    refused: BTreeMap<u64, u64>,
+    /// The last [`Episodes::admit`] folded a detection into an open alert.
+    #[serde(skip)]
+    folded: bool,
     pub stats: LifecycleStats,
+}
+
+/// The hash an episode is kept under: of the detector, the scope and the key's parts, with
+/// separators (no allocation; the same parts give the same hash on every run).
+pub fn dedup_hash(detector: &str, scope: &str, parts: &[&[u8]]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        h = (h ^ 0x1ff).wrapping_mul(0x100_0000_01b3);
+    };
+    eat(detector.as_bytes());
+    eat(scope.as_bytes());
+    for p in parts {
+        eat(p);
+    }
+    h
 }
 
 impl Episodes {
@@ -73,6 +98,8 @@ impl Episodes {
             open: BTreeMap::new(),
             budget_hour: 0,
             budget_used: 0,
+            refused: BTreeMap::new(),
+            folded: false,
             stats: LifecycleStats::default(),
         }
     }
@@ -85,8 +112,31 @@ impl Episodes {
         self.open.len()
     }
 
-    pub fn is_open(&self, dedup_key: &str) -> bool {
-        self.open.contains_key(dedup_key)
+    /// Whether a detection under `key` needs its alert built: a new episode, or an open one
+    /// due for an update. Otherwise the detection is folded into its open alert here (counted,
+    /// `last_seen` moved), which is what makes repeated detections cheap; and a key the
+    /// budget refused this hour is dropped.
+    pub fn admit(&mut self, key: u64, now_ns: u64) -> bool {
+        self.folded = false;
+        if let Some(ep) = self.open.get_mut(&key) {
+            let count = ep.alert.count + 1;
+            let doubled = count >= ep.emitted_count.saturating_mul(2);
+            let quiet = now_ns.saturating_sub(ep.emitted_at) >= self.cfg.update_every_secs * NS;
+            if doubled || quiet {
+                return true;
+            }
+            ep.alert.count = count;
+            ep.alert.last_seen = ep.alert.last_seen.max(now_ns);
+            self.folded = true;
+            return false;
+        }
+        let hour = now_ns / (3600 * NS);
+        !matches!(self.refused.get(&key), Some(&h) if h == hour)
+    }
+
+    /// The last [`admit`](Self::admit) folded its detection into an open alert.
+    pub fn folded(&self) -> bool {
+        self.folded
     }
 
     /// Folds a detection into its episode; the revisions to send go to `out`. Returns whether
@@ -94,8 +144,7 @@ impl Episodes {
     ///
     /// `found` carries everything but the lifecycle fields, which this sets: `alert_id`,
     /// `lifecycle`, `count`, `time`, `first_seen` (kept from the create), `last_seen`.
-    pub fn report(&mut self, found: Alert, now_ns: u64, out: &mut Vec<Alert>) -> bool {
-        let key = found.dedup_key.clone();
+    pub fn report(&mut self, key: u64, found: Alert, now_ns: u64, out: &mut Vec<Alert>) -> bool {
         if let Some(ep) = self.open.get_mut(&key) {
             let first_seen = ep.alert.first_seen;
             let mut evidence = std::mem::take(&mut ep.alert.evidence);
@@ -107,7 +156,7 @@ impl Episodes {
             let count = ep.alert.count + found.count.max(1);
             ep.alert = Alert {
                 first_seen,
-                last_seen: now_ns,
+                last_seen: now_ns.max(ep.alert.last_seen),
                 count,
                 evidence,
                 ..found
@@ -127,14 +176,18 @@ impl Episodes {
         if hour != self.budget_hour {
             self.budget_hour = hour;
             self.budget_used = 0;
+            self.refused.clear();
         }
         if self.cfg.budget_per_hour > 0 && self.budget_used >= self.cfg.budget_per_hour {
             self.stats.over_budget += 1;
+            if self.refused.len() < self.cfg.max_open {
+                self.refused.insert(key, hour);
+            }
             return false;
         }
         self.budget_used += 1;
         if self.open.len() >= self.cfg.max_open {
-            self.close_stalest(now_ns, out);
+            self.close_stalest(out);
         }
         let mut alert = found;
         alert.first_seen = now_ns;
@@ -158,41 +211,40 @@ impl Episodes {
     /// Closes the episodes idle past `close_after_secs` at `now_ns`.
     pub fn sweep(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
         let idle = self.cfg.close_after_secs * NS;
-        let done: Vec<String> = self
+        let done: Vec<u64> = self
             .open
             .iter()
             .filter(|(_, e)| now_ns.saturating_sub(e.alert.last_seen) >= idle)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         for key in done {
-            self.close(&key, now_ns, out);
+            self.close(key, out);
         }
     }
 
     /// Closes every open episode (end of a capture, shutdown).
-    pub fn close_all(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
-        let keys: Vec<String> = self.open.keys().cloned().collect();
+    pub fn close_all(&mut self, out: &mut Vec<Alert>) {
+        let keys: Vec<u64> = self.open.keys().copied().collect();
         for key in keys {
-            self.close(&key, now_ns, out);
+            self.close(key, out);
         }
     }
 
-    fn close_stalest(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
+    fn close_stalest(&mut self, out: &mut Vec<Alert>) {
         let stalest = self
             .open
             .iter()
-            .min_by_key(|(k, e)| (e.alert.last_seen, (*k).clone()))
-            .map(|(k, _)| k.clone());
+            .min_by_key(|(k, e)| (e.alert.last_seen, **k))
+            .map(|(k, _)| *k);
         if let Some(key) = stalest {
             self.stats.closed_early += 1;
-            self.close(&key, now_ns, out);
+            self.close(key, out);
         }
     }
 
-    fn close(&mut self, key: &str, now_ns: u64, out: &mut Vec<Alert>) {
-        if let Some(ep) = self.open.remove(key) {
-            // A close is sent at the time the episode ended, not when the sweep noticed.
-            let _ = now_ns;
+    /// A close is sent at the time the episode ended, not when the sweep noticed.
+    fn close(&mut self, key: u64, out: &mut Vec<Alert>) {
+        if let Some(ep) = self.open.remove(&key) {
             let at = ep.alert.last_seen;
             out.push(revision(&ep.alert, Lifecycle::Close, ep.revision + 1, at));
             self.stats.closed += 1;
@@ -259,7 +311,12 @@ mod tests {
         let mut e = Episodes::new(LifecycleConfig::default());
         let mut out = Vec::new();
         for i in 0..100u64 {
-            e.report(found("k"), i * NS, &mut out);
+            let key = dedup_hash("d", "s", &[b"k"]);
+            if e.admit(key, i * NS) {
+                e.report(key, found("k"), i * NS, &mut out);
+            } else {
+                assert!(e.folded());
+            }
         }
         let kinds: Vec<Lifecycle> = out.iter().map(|a| a.lifecycle).collect();
         assert_eq!(kinds[0], Lifecycle::Create);
@@ -288,13 +345,16 @@ mod tests {
             ..Default::default()
         });
         let mut out = Vec::new();
-        for i in 0..10 {
-            e.report(found(&format!("k{i}")), NS, &mut out);
+        for i in 0..10u64 {
+            e.report(i, found(&format!("k{i}")), NS, &mut out);
         }
         assert_eq!(out.len(), 3);
         assert_eq!(e.stats.over_budget, 7);
+        // Refused keys are not built again within the hour.
+        assert!(!e.admit(9, 2 * NS));
         // A new hour, a new budget.
-        assert!(e.report(found("k9"), 3601 * NS, &mut out));
+        assert!(e.admit(9, 3601 * NS));
+        assert!(e.report(9, found("k9"), 3601 * NS, &mut out));
     }
 
     #[test]
@@ -306,7 +366,7 @@ mod tests {
         });
         let mut out = Vec::new();
         for i in 0..10u64 {
-            e.report(found(&format!("k{i}")), i * NS, &mut out);
+            e.report(i, found(&format!("k{i}")), i * NS, &mut out);
         }
         assert_eq!(e.open(), 4);
         assert_eq!(e.stats.closed_early, 6);

@@ -221,12 +221,11 @@ impl Model {
         injections: usize,
         evasion: bool,
     ) -> ModelScore {
-        let pairs: Vec<(&str, &[u8])> = params
+        let pairs = params
             .iter()
-            .map(|p| (p.name.as_str(), p.decoded.as_slice()))
-            .collect();
+            .map(|p| (p.name.as_str(), p.decoded.as_slice()));
         ModelScore {
-            request: self.params.score(endpoint, &pairs),
+            request: self.params.score_iter(endpoint, pairs),
             hst: self.hst.score(unit),
             injection: INJECTION * injections.min(2) as f64,
             evasion: if evasion { EVASION } else { 0.0 },
@@ -235,11 +234,10 @@ impl Model {
 
     /// Learns one transaction taken as normal, with its score for the threshold.
     pub fn learn(&mut self, endpoint: u64, params: &[Param], raw: &[f64], unit: &[f64], score: f64) {
-        let pairs: Vec<(&str, &[u8])> = params
+        let pairs = params
             .iter()
-            .map(|p| (p.name.as_str(), p.decoded.as_slice()))
-            .collect();
-        self.params.learn(endpoint, &pairs);
+            .map(|p| (p.name.as_str(), p.decoded.as_slice()));
+        self.params.learn_iter(endpoint, pairs);
         self.hst.learn(unit);
         let w = 1.0 / (self.learnt as f64 + 1.0).min(10_000.0);
         for (m, x) in self.means.iter_mut().zip(raw) {

@@ -106,8 +106,15 @@ fn icd(value: &[u8]) -> [f64; 6] {
     for &b in value {
         counts[usize::from(b)] += 1;
     }
-    // Only the used byte values matter; sort their counts descending.
-    let mut used: Vec<u32> = counts.iter().copied().filter(|&c| c > 0).collect();
+    // Only the used byte values matter; sort their counts descending (at most 256, on the
+    // stack).
+    let mut used = [0u32; 256];
+    let mut n = 0;
+    for &c in counts.iter().filter(|&&c| c > 0) {
+        used[n] = c;
+        n += 1;
+    }
+    let used = &mut used[..n];
     used.sort_unstable_by(|a, b| b.cmp(a));
     let total = value.len().max(1) as f64;
     let mut out = [0.0; 6];
@@ -365,6 +372,18 @@ impl ParamModels {
         endpoint: u64,
         params: &[(N, V)],
     ) -> RequestScore {
+        self.score_iter(
+            endpoint,
+            params.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+        )
+    }
+
+    /// [`score`](Self::score) over any sequence of (name, decoded value).
+    pub fn score_iter<'a>(
+        &self,
+        endpoint: u64,
+        params: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) -> RequestScore {
         let mut out = RequestScore::default();
         let model = self.endpoints.get(endpoint);
         let samples = model.map_or(0.0, |m| m.samples);
@@ -376,7 +395,6 @@ impl ParamModels {
             return out;
         };
         for (name, value) in params {
-            let (name, value) = (name.as_ref(), value.as_ref());
             match model.find(name) {
                 Some(p) => {
                     let score = p.score(value);
@@ -404,12 +422,23 @@ impl ParamModels {
     }
 
     pub fn learn<N: AsRef<str>, V: AsRef<[u8]>>(&mut self, endpoint: u64, params: &[(N, V)]) {
+        self.learn_iter(
+            endpoint,
+            params.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+        );
+    }
+
+    /// [`learn`](Self::learn) over any sequence of (name, decoded value).
+    pub fn learn_iter<'a>(
+        &mut self,
+        endpoint: u64,
+        params: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) {
         self.learnt += 1;
         let max = self.limits_params;
         let model = self.endpoints.entry(endpoint, EndpointModel::default);
         model.samples = (model.samples + 1.0).min(HORIZON);
         for (name, value) in params {
-            let (name, value) = (name.as_ref(), value.as_ref());
             let slot = match model.params.iter().position(|p| &*p.name == name) {
                 Some(i) => i,
                 None if model.params.len() < max => {

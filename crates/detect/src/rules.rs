@@ -21,6 +21,9 @@ use crate::table::Table;
 
 const NS: u64 = 1_000_000_000;
 
+/// Detections whose alerts were built, with the hash of their dedup key.
+pub type Found = Vec<(u64, Alert)>;
+
 /// A detector's identity and what to tell the analyst.
 #[derive(Clone, Copy, Debug)]
 pub struct Det {
@@ -226,7 +229,7 @@ impl Default for RuleConfig {
             spike_factor: 10.0,
             spike_learning_minutes: 20,
             exposure_learning_responses: 20,
-            exposure_sample_every: 4,
+            exposure_sample_every: 16,
             bulk_min_bytes_per_minute: 500_000.0,
             bulk_response_bytes: 20_000.0,
             bulk_factor: 10.0,
@@ -257,8 +260,8 @@ impl Default for RuleConfig {
     }
 }
 
-/// What the detectors know of one transaction.
-#[derive(Debug)]
+/// What the detectors know of one transaction. Borrowed from the transaction: nothing is
+/// allocated for it until an alert is built.
 pub struct Ctx<'a> {
     pub now_ns: u64,
     pub flow_uid: &'a str,
@@ -270,14 +273,16 @@ pub struct Ctx<'a> {
     pub network_key: u64,
     pub server: IpAddr,
     pub server_port: u16,
-    pub host: Option<String>,
-    pub method: String,
-    /// Request target, credentials redacted.
-    pub url: String,
+    pub host: Option<&'a str>,
+    pub method: &'a str,
+    /// Request target as sent; `redacted_target` replaces it when the query carried
+    /// credentials. Alerts redact sensitive values in it too.
+    pub url: &'a str,
+    pub redacted_target: Option<&'a str>,
     pub route: Option<&'a str>,
     pub endpoint_key: u64,
     pub status: Option<u16>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<&'a str>,
     /// The credential's entity key and hex hash (subject when it names one).
     pub identity: Option<(u64, String)>,
     pub has_credentials: bool,
@@ -293,8 +298,19 @@ pub struct Ctx<'a> {
     pub response_kinds: KindSet,
     pub inspected: bool,
     pub response_bytes: u64,
-    /// Objects the endpoint served within the hour (its catalogue as seen).
-    pub endpoint_objects: f64,
+    /// Objects the endpoint served within the hour (its catalogue as seen), computed when a
+    /// detector asks.
+    pub endpoint_objects: &'a dyn Fn() -> f64,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("now_ns", &self.now_ns)
+            .field("client", &self.client)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ctx<'_> {
@@ -306,6 +322,31 @@ impl Ctx<'_> {
     pub fn hour_of_day(&self, utc_offset_minutes: i64) -> usize {
         let secs = (self.now_ns / NS) as i64 + utc_offset_minutes * 60;
         (secs.rem_euclid(86_400) / 3600) as usize
+    }
+
+    /// The hash of a dedup key naming this client and `extra` parts, without formatting one.
+    pub fn client_dedup(&self, det: &Det, scope: &str, extra: &[&[u8]]) -> u64 {
+        let mut octets = [0u8; 16];
+        let len = match self.client {
+            IpAddr::V4(v4) => {
+                octets[..4].copy_from_slice(&v4.octets());
+                4
+            }
+            IpAddr::V6(v6) => {
+                octets.copy_from_slice(&v6.octets());
+                16
+            }
+        };
+        let mut parts: [&[u8]; 4] = [&octets[..len], &[], &[], &[]];
+        for (slot, part) in parts[1..].iter_mut().zip(extra) {
+            *slot = part;
+        }
+        crate::lifecycle::dedup_hash(det.id, scope, &parts)
+    }
+
+    /// The hash of the dedup key `det|scope|key` (what [`Ctx::alert`] writes).
+    pub fn dedup(&self, det: &Det, scope: &str, key: &str) -> u64 {
+        crate::lifecycle::dedup_hash(det.id, scope, &[key.as_bytes()])
     }
 
     /// An alert draft of `det` under `scope|key`, about this transaction.
@@ -336,17 +377,20 @@ impl Ctx<'_> {
                 ip: Some(self.client),
                 port: Some(self.client_port),
                 identity: self.identity.as_ref().map(|(_, hex)| hex.clone()),
-                user_agent: self.user_agent.clone(),
+                user_agent: self.user_agent.map(String::from),
             },
             server: Server {
                 ip: Some(self.server),
                 port: Some(self.server_port),
-                host: self.host.clone(),
+                host: self.host.map(String::from),
             },
             http: Http {
-                method: Some(self.method.clone()),
+                method: Some(self.method.to_string()),
                 route: self.route.map(String::from),
-                url: Some(self.url.clone()),
+                url: Some(
+                    features::sensitive::redact(self.redacted_target.unwrap_or(self.url))
+                        .into_owned(),
+                ),
                 status: self.status,
             },
             explanation: None,
@@ -473,6 +517,9 @@ struct EndpointState {
     authenticated: u64,
     /// Packet time of its first successful answer.
     first_seen: u64,
+    /// Whether it is a login endpoint: 0 not known yet, 1 no, 2 yes.
+    #[serde(skip)]
+    login: u8,
     inspected: u64,
     /// Sensitive kinds its responses normally carry (bits of `KindSet`).
     kinds: u16,
@@ -514,7 +561,10 @@ pub struct Rules {
 }
 
 fn pair_key(a: u64, b: u64) -> u64 {
-    key_hash(&[a.to_le_bytes(), b.to_le_bytes()].concat())
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    key_hash(&bytes)
 }
 
 /// User agents of libraries, tools and crawlers rather than browsers or apps.
@@ -542,8 +592,12 @@ pub fn is_automation(user_agent: Option<&str>) -> bool {
     match user_agent {
         None => true,
         Some(ua) => {
-            let ua = ua.to_ascii_lowercase();
-            ua.is_empty() || AUTOMATION.iter().any(|a| ua.contains(a))
+            let ua = ua.as_bytes();
+            ua.is_empty()
+                || AUTOMATION.iter().any(|a| {
+                    ua.windows(a.len())
+                        .any(|w| w.eq_ignore_ascii_case(a.as_bytes()))
+                })
         }
     }
 }
@@ -631,29 +685,45 @@ impl Rules {
         }
     }
 
-    pub fn is_login(&self, path: &[u8]) -> bool {
-        let path = String::from_utf8_lossy(path).to_ascii_lowercase();
-        self.cfg
-            .login_paths
-            .iter()
-            .any(|p| path.contains(&p.to_ascii_lowercase()))
+    /// Whether a request to this endpoint is a login (its path has a login fragment), cached
+    /// per endpoint.
+    pub fn is_login(&mut self, endpoint: u64, path: &[u8]) -> bool {
+        let paths = &self.cfg.login_paths;
+        let ep = self.endpoints.entry(endpoint, EndpointState::default);
+        if ep.login == 0 {
+            let login = paths.iter().any(|p| {
+                let p = p.as_bytes();
+                !p.is_empty() && path.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
+            });
+            ep.login = if login { 2 } else { 1 };
+        }
+        ep.login == 2
     }
 
     /// Runs every detector on one transaction; drafts go to `out`. `learn` says whether the
     /// baselines may learn from it.
-    pub fn observe(&mut self, c: &Ctx, learn: bool, out: &mut Vec<Alert>) {
-        self.logins(c, out);
-        self.sharing(c, out);
-        self.enumeration(c, out);
-        self.injection(c, out);
-        self.rates(c, learn, out);
-        self.exposure(c, learn, out);
-        self.auth(c, learn, out);
-        self.off_hours(c, learn, out);
-        self.evasion(c, out);
+    ///
+    /// `admit` says whether a detection's alert must be built (see
+    /// [`crate::lifecycle::Episodes::admit`]): most repeats are folded without building one.
+    pub fn observe(
+        &mut self,
+        c: &Ctx,
+        learn: bool,
+        admit: &mut dyn FnMut(u64) -> bool,
+        out: &mut Found,
+    ) {
+        self.logins(c, admit, out);
+        self.sharing(c, admit, out);
+        self.enumeration(c, admit, out);
+        self.injection(c, admit, out);
+        self.rates(c, learn, admit, out);
+        self.exposure(c, learn, admit, out);
+        self.auth(c, learn, admit, out);
+        self.off_hours(c, learn, admit, out);
+        self.evasion(c, admit, out);
     }
 
-    fn logins(&mut self, c: &Ctx, out: &mut Vec<Alert>) {
+    fn logins(&mut self, c: &Ctx, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         let cfg = &self.cfg;
         if !c.login {
             return;
@@ -711,32 +781,35 @@ impl Rules {
         if fails >= cfg.client_login_failures || (users >= cfg.client_distinct_users && fails >= users / 2.0)
         {
             let stuffing = users >= cfg.client_distinct_users;
-            let mut a = c.alert(
-                &STUFFING,
-                "client",
-                &c.client.to_string(),
-                if stuffing { 75 } else { 65 },
-                0.9,
-            );
-            a.title = if stuffing {
-                format!("Credential stuffing from {}", c.client)
-            } else {
-                format!("Password brute force from {}", c.client)
-            };
-            a.summary = format!(
-                "{} had about {:.0} failed logins on {route} in the last 10 minutes, trying about {:.0} distinct user names.",
-                c.client, fails, users
-            );
-            a.explanation = Some(explain(
-                fails,
-                cfg.client_login_failures,
-                baseline("client", &c.client.to_string(), "10m", fails.round() as u64),
-                &[
-                    ("login_failures_10m", fails, cfg.client_login_failures),
-                    ("distinct_users_10m", users, cfg.client_distinct_users),
-                ],
-            ));
-            out.push(a);
+            let key = c.client_dedup(&STUFFING, "client", &[]);
+            if admit(key) {
+                let mut a = c.alert(
+                    &STUFFING,
+                    "client",
+                    &c.client.to_string(),
+                    if stuffing { 75 } else { 65 },
+                    0.9,
+                );
+                a.title = if stuffing {
+                    format!("Credential stuffing from {}", c.client)
+                } else {
+                    format!("Password brute force from {}", c.client)
+                };
+                a.summary = format!(
+                    "{} had about {:.0} failed logins on {route} in the last 10 minutes, trying about {:.0} distinct user names.",
+                    c.client, fails, users
+                );
+                a.explanation = Some(explain(
+                    fails,
+                    cfg.client_login_failures,
+                    baseline("client", &c.client.to_string(), "10m", fails.round() as u64),
+                    &[
+                        ("login_failures_10m", fails, cfg.client_login_failures),
+                        ("distinct_users_10m", users, cfg.client_distinct_users),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
 
         let net_fails = network.login_failures.value_at(now, WINDOW_HALF_LIFE);
@@ -745,25 +818,28 @@ impl Rules {
         if net_clients >= 3.0
             && (net_fails >= cfg.network_login_failures || net_users >= cfg.network_distinct_users)
         {
-            let mut a = c.alert(&STUFFING, "network", &c.network.to_string(), 70, 0.8);
-            a.client.ip = None;
-            a.client.port = None;
-            a.title = format!("Credential stuffing from network {}", c.network);
-            a.summary = format!(
-                "About {:.0} clients of {} failed about {:.0} logins on {route} in 10 minutes with {:.0} distinct user names.",
-                net_clients, c.network, net_fails, net_users
-            );
-            a.explanation = Some(explain(
-                net_fails,
-                cfg.network_login_failures,
-                baseline("client_network", &c.network.to_string(), "10m", net_fails.round() as u64),
-                &[
-                    ("login_failures_10m", net_fails, cfg.network_login_failures),
-                    ("distinct_users_10m", net_users, cfg.network_distinct_users),
-                    ("failing_clients_10m", net_clients, 3.0),
-                ],
-            ));
-            out.push(a);
+            let key = c.dedup(&STUFFING, "network", &c.network.to_string());
+            if admit(key) {
+                let mut a = c.alert(&STUFFING, "network", &c.network.to_string(), 70, 0.8);
+                a.client.ip = None;
+                a.client.port = None;
+                a.title = format!("Credential stuffing from network {}", c.network);
+                a.summary = format!(
+                    "About {:.0} clients of {} failed about {:.0} logins on {route} in 10 minutes with {:.0} distinct user names.",
+                    net_clients, c.network, net_fails, net_users
+                );
+                a.explanation = Some(explain(
+                    net_fails,
+                    cfg.network_login_failures,
+                    baseline("client_network", &c.network.to_string(), "10m", net_fails.round() as u64),
+                    &[
+                        ("login_failures_10m", net_fails, cfg.network_login_failures),
+                        ("distinct_users_10m", net_users, cfg.network_distinct_users),
+                        ("failing_clients_10m", net_clients, 3.0),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
 
         let g = &self.global;
@@ -779,29 +855,32 @@ impl Rules {
             && sources >= cfg.global_distinct_sources
             && users >= cfg.global_distinct_users
         {
-            let host = c.host.clone().unwrap_or_else(|| c.server.to_string());
-            let mut a = c.alert(&STUFFING, "global", &format!("{host}|{route}"), 70, 0.75);
-            a.client = Client::default();
-            a.title = format!("Distributed credential stuffing against {host}");
-            a.summary = format!(
-                "About {:.0} failed logins on {route} in 10 minutes (usually {:.1}) from about {:.0} sources trying {:.0} user names: a slow attack spread over many addresses.",
-                all, usual, sources, users
-            );
-            a.explanation = Some(explain(
-                all,
-                needed,
-                baseline("server", &host, "10m", g.windows),
-                &[
-                    ("login_failures_10m", all, usual.max(1.0)),
-                    ("failing_sources_10m", sources, cfg.global_distinct_sources),
-                    ("failing_users_10m", users, cfg.global_distinct_users),
-                ],
-            ));
-            out.push(a);
+            let host = c.host.map_or_else(|| c.server.to_string(), String::from);
+            let key = c.dedup(&STUFFING, "global", &format!("{host}|{route}"));
+            if admit(key) {
+                let mut a = c.alert(&STUFFING, "global", &format!("{host}|{route}"), 70, 0.75);
+                a.client = Client::default();
+                a.title = format!("Distributed credential stuffing against {host}");
+                a.summary = format!(
+                    "About {:.0} failed logins on {route} in 10 minutes (usually {:.1}) from about {:.0} sources trying {:.0} user names: a slow attack spread over many addresses.",
+                    all, usual, sources, users
+                );
+                a.explanation = Some(explain(
+                    all,
+                    needed,
+                    baseline("server", &host, "10m", g.windows),
+                    &[
+                        ("login_failures_10m", all, usual.max(1.0)),
+                        ("failing_sources_10m", sources, cfg.global_distinct_sources),
+                        ("failing_users_10m", users, cfg.global_distinct_users),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
     }
 
-    fn sharing(&mut self, c: &Ctx, out: &mut Vec<Alert>) {
+    fn sharing(&mut self, c: &Ctx, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         let Some((key, hex)) = &c.identity else {
             return;
         };
@@ -812,7 +891,7 @@ impl Rules {
         });
         id.addresses.insert(now, c.client_key, Scale::H1);
         id.networks.insert(now, c.network_key, Scale::H1);
-        if let Some(ua) = &c.user_agent {
+        if let Some(ua) = c.user_agent {
             id.agents.insert(now, key_hash(ua.as_bytes()), Scale::H1);
         }
         let addresses = id.addresses.estimate(now, Scale::H1);
@@ -821,31 +900,34 @@ impl Rules {
         let cfg = &self.cfg;
         if addresses >= cfg.sharing_addresses && networks >= cfg.sharing_networks {
             let score = if agents >= 3.0 { 75 } else { 65 };
-            let mut a = c.alert(&SHARING, "identity", hex, score, 0.8);
-            a.title = "One credential used from many addresses".to_string();
-            a.summary = format!(
-                "Credential {} was used from about {:.0} addresses in {:.0} networks with {:.0} user agents within the hour; the latest from {}.",
-                &hex[..hex.len().min(12)],
-                addresses,
-                networks,
-                agents,
-                c.client
-            );
-            a.explanation = Some(explain(
-                addresses,
-                cfg.sharing_addresses,
-                baseline("identity", hex, "1h", addresses.round() as u64),
-                &[
-                    ("distinct_addresses_1h", addresses, cfg.sharing_addresses),
-                    ("distinct_networks_1h", networks, cfg.sharing_networks),
-                    ("distinct_user_agents_1h", agents, 2.0),
-                ],
-            ));
-            out.push(a);
+            let key = c.dedup(&SHARING, "identity", hex);
+            if admit(key) {
+                let mut a = c.alert(&SHARING, "identity", hex, score, 0.8);
+                a.title = "One credential used from many addresses".to_string();
+                a.summary = format!(
+                    "Credential {} was used from about {:.0} addresses in {:.0} networks with {:.0} user agents within the hour; the latest from {}.",
+                    &hex[..hex.len().min(12)],
+                    addresses,
+                    networks,
+                    agents,
+                    c.client
+                );
+                a.explanation = Some(explain(
+                    addresses,
+                    cfg.sharing_addresses,
+                    baseline("identity", hex, "1h", addresses.round() as u64),
+                    &[
+                        ("distinct_addresses_1h", addresses, cfg.sharing_addresses),
+                        ("distinct_networks_1h", networks, cfg.sharing_networks),
+                        ("distinct_user_agents_1h", agents, 2.0),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
     }
 
-    fn enumeration(&mut self, c: &Ctx, out: &mut Vec<Alert>) {
+    fn enumeration(&mut self, c: &Ctx, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         let now = c.now_ns;
         let cfg = &self.cfg;
         let Some(object) = c.object else {
@@ -861,40 +943,44 @@ impl Rules {
             .objects
             .insert(now, object_hash ^ c.endpoint_key, Scale::M10);
         let objects = client.objects.estimate(now, Scale::M10);
-        let automated = is_automation(c.user_agent.as_deref());
+        let automated = is_automation(c.user_agent);
         if objects >= cfg.scraping_objects && (automated || objects >= 3.0 * cfg.scraping_objects) {
-            let coverage = if c.endpoint_objects > 0.0 {
-                (objects / c.endpoint_objects).min(1.0)
+            let served = (c.endpoint_objects)();
+            let coverage = if served > 0.0 {
+                (objects / served).min(1.0)
             } else {
                 0.0
             };
-            let mut a = c.alert(
-                &SCRAPING,
-                "client",
-                &c.client.to_string(),
-                if automated { 60 } else { 50 },
-                if automated { 0.8 } else { 0.6 },
-            );
-            a.title = format!("Scraping by {}", c.client);
-            a.summary = format!(
-                "{} read about {:.0} distinct objects in 10 minutes ({:.0}% of what {} served in the hour), user agent {:?}.",
-                c.client,
-                objects,
-                coverage * 100.0,
-                c.route.unwrap_or("the endpoint"),
-                c.user_agent.as_deref().unwrap_or("(none)")
-            );
-            a.explanation = Some(explain(
-                objects,
-                cfg.scraping_objects,
-                baseline("client", &c.client.to_string(), "10m", objects.round() as u64),
-                &[
-                    ("distinct_objects_10m", objects, cfg.scraping_objects),
-                    ("catalogue_coverage", coverage, 0.1),
-                    ("automated_user_agent", f64::from(u8::from(automated)), 0.0),
-                ],
-            ));
-            out.push(a);
+            let key = c.client_dedup(&SCRAPING, "client", &[]);
+            if admit(key) {
+                let mut a = c.alert(
+                    &SCRAPING,
+                    "client",
+                    &c.client.to_string(),
+                    if automated { 60 } else { 50 },
+                    if automated { 0.8 } else { 0.6 },
+                );
+                a.title = format!("Scraping by {}", c.client);
+                a.summary = format!(
+                    "{} read about {:.0} distinct objects in 10 minutes ({:.0}% of what {} served in the hour), user agent {:?}.",
+                    c.client,
+                    objects,
+                    coverage * 100.0,
+                    c.route.unwrap_or("the endpoint"),
+                    c.user_agent.unwrap_or("(none)")
+                );
+                a.explanation = Some(explain(
+                    objects,
+                    cfg.scraping_objects,
+                    baseline("client", &c.client.to_string(), "10m", objects.round() as u64),
+                    &[
+                        ("distinct_objects_10m", objects, cfg.scraping_objects),
+                        ("catalogue_coverage", coverage, 0.1),
+                        ("automated_user_agent", f64::from(u8::from(automated)), 0.0),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
 
         // Enumeration: per client (or identity) and endpoint.
@@ -927,79 +1013,91 @@ impl Rules {
                 || (sequential >= cfg.enumeration_sequential_ratio && c.has_credentials))
         {
             let route = c.route.unwrap_or("the endpoint");
-            let mut a = c.alert(
-                &ENUMERATION,
-                "client_endpoint",
-                &format!("{}|{route}", c.client),
-                70,
-                0.8,
-            );
-            a.title = format!("Object enumeration on {route}");
-            a.summary = format!(
-                "{} requested about {:.0} distinct objects of {route} in 10 minutes; {:.0}% were refused or not found and {:.0}% of steps were to the next id.",
-                c.client,
-                objects,
-                error_ratio * 100.0,
-                sequential * 100.0
-            );
-            a.explanation = Some(explain(
-                objects,
-                cfg.enumeration_objects,
-                baseline("client_endpoint", &format!("{}|{route}", c.client), "10m", requests.round() as u64),
-                &[
-                    ("distinct_objects_10m", objects, cfg.enumeration_objects),
-                    ("error_ratio_10m", error_ratio, cfg.enumeration_error_ratio),
-                    ("sequential_ratio_10m", sequential, cfg.enumeration_sequential_ratio),
-                ],
-            ));
-            out.push(a);
+            let key = c.client_dedup(&ENUMERATION, "client_endpoint", &[route.as_bytes()]);
+            if admit(key) {
+                let mut a = c.alert(
+                    &ENUMERATION,
+                    "client_endpoint",
+                    &format!("{}|{route}", c.client),
+                    70,
+                    0.8,
+                );
+                a.title = format!("Object enumeration on {route}");
+                a.summary = format!(
+                    "{} requested about {:.0} distinct objects of {route} in 10 minutes; {:.0}% were refused or not found and {:.0}% of steps were to the next id.",
+                    c.client,
+                    objects,
+                    error_ratio * 100.0,
+                    sequential * 100.0
+                );
+                a.explanation = Some(explain(
+                    objects,
+                    cfg.enumeration_objects,
+                    baseline("client_endpoint", &format!("{}|{route}", c.client), "10m", requests.round() as u64),
+                    &[
+                        ("distinct_objects_10m", objects, cfg.enumeration_objects),
+                        ("error_ratio_10m", error_ratio, cfg.enumeration_error_ratio),
+                        ("sequential_ratio_10m", sequential, cfg.enumeration_sequential_ratio),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
     }
 
-    fn injection(&mut self, c: &Ctx, out: &mut Vec<Alert>) {
+    fn injection(&mut self, c: &Ctx, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         for (param, d) in c.injections {
             let class = d.attack.as_str();
             let score = match d.attack {
                 features::injection::Attack::Xss => 60,
                 _ => 75,
             };
-            let mut a = c.alert(
-                &INJECTION,
-                "client",
-                &format!("{}|{class}", c.client),
-                score,
-                0.9,
-            );
-            a.attack = Some(Attack {
-                owasp: Some(d.attack.owasp().to_string()),
-                mitre: Some("T1190".to_string()),
-            });
-            a.title = format!("{} payload from {}", class_title(class), c.client);
-            // The evidence is the detector's own fingerprint or construct, never the value.
-            a.summary = format!(
-                "Parameter {param:?} of {} carried {} ({}).",
-                c.route.unwrap_or("a request"),
-                class_title(class),
-                d.evidence
-            );
-            a.explanation = Some(Explanation {
-                score: 1.0,
-                threshold: 1.0,
-                baseline: None,
-                contributions: vec![Contribution {
-                    feature: format!("param.{param}.{class}"),
-                    value: 1.0,
-                    expected: Some(0.0),
-                    p50: None,
-                    p99: None,
-                    share: 1.0,
-                }],
-            });
-            out.push(a);
+            let key = c.client_dedup(&INJECTION, "client", &[class.as_bytes()]);
+            if admit(key) {
+                let mut a = c.alert(
+                    &INJECTION,
+                    "client",
+                    &format!("{}|{class}", c.client),
+                    score,
+                    0.9,
+                );
+                a.attack = Some(Attack {
+                    owasp: Some(d.attack.owasp().to_string()),
+                    mitre: Some("T1190".to_string()),
+                });
+                a.title = format!("{} payload from {}", class_title(class), c.client);
+                // The evidence is the detector's own fingerprint or construct, never the value.
+                a.summary = format!(
+                    "Parameter {param:?} of {} carried {} ({}).",
+                    c.route.unwrap_or("a request"),
+                    class_title(class),
+                    d.evidence
+                );
+                a.explanation = Some(Explanation {
+                    score: 1.0,
+                    threshold: 1.0,
+                    baseline: None,
+                    contributions: vec![Contribution {
+                        feature: format!("param.{param}.{class}"),
+                        value: 1.0,
+                        expected: Some(0.0),
+                        p50: None,
+                        p99: None,
+                        share: 1.0,
+                    }],
+                });
+                out.push((key, a));
+            }
         }
     }
 
-    fn rates(&mut self, c: &Ctx, learn: bool, out: &mut Vec<Alert>) {
+    fn rates(
+        &mut self,
+        c: &Ctx,
+        learn: bool,
+        admit: &mut dyn FnMut(u64) -> bool,
+        out: &mut Found,
+    ) {
         let now = c.now_ns;
         let hour = c.hour_of_day(self.cfg.utc_offset_minutes);
         let cfg = &self.cfg;
@@ -1047,44 +1145,56 @@ impl Rules {
         let needed = cfg.spike_min_per_minute.max(cfg.spike_factor * usual);
         if client.minute_requests >= needed {
             client.minute_alerted = true;
-            let mut a = c.alert(&RATE_SPIKE, "client", &c.client.to_string(), 55, 0.75);
-            a.title = format!("Request rate spike from {}", c.client);
-            a.summary = format!(
-                "{} sent {:.0} requests this minute; it usually sends {:.1} a minute at this hour ({:02}:00).",
-                c.client, client.minute_requests, usual, hour
-            );
-            a.explanation = Some(explain(
-                client.minute_requests,
-                needed,
-                baseline("client", &c.client.to_string(), "1m by hour of day", u64::from(client.active_minutes)),
-                &[("requests_per_minute", client.minute_requests, usual)],
-            ));
-            out.push(a);
+            let key = c.client_dedup(&RATE_SPIKE, "client", &[]);
+            if admit(key) {
+                let mut a = c.alert(&RATE_SPIKE, "client", &c.client.to_string(), 55, 0.75);
+                a.title = format!("Request rate spike from {}", c.client);
+                a.summary = format!(
+                    "{} sent {:.0} requests this minute; it usually sends {:.1} a minute at this hour ({:02}:00).",
+                    c.client, client.minute_requests, usual, hour
+                );
+                a.explanation = Some(explain(
+                    client.minute_requests,
+                    needed,
+                    baseline("client", &c.client.to_string(), "1m by hour of day", u64::from(client.active_minutes)),
+                    &[("requests_per_minute", client.minute_requests, usual)],
+                ));
+                out.push((key, a));
+            }
         }
         let needed_bytes = cfg
             .bulk_min_bytes_per_minute
             .max(cfg.bulk_factor * client.bytes_per_minute);
         if client.minute_bytes >= needed_bytes {
             client.minute_alerted = true;
-            let mut a = c.alert(&EXPOSURE, "bulk", &c.client.to_string(), 60, 0.7);
-            a.title = format!("Bulk data transfer to {}", c.client);
-            a.summary = format!(
-                "{} received {:.1} MB of response bodies this minute; it usually receives {:.2} MB.",
-                c.client,
-                client.minute_bytes / 1e6,
-                client.bytes_per_minute / 1e6
-            );
-            a.explanation = Some(explain(
-                client.minute_bytes,
-                needed_bytes,
-                baseline("client", &c.client.to_string(), "1m", u64::from(client.active_minutes)),
-                &[("response_bytes_per_minute", client.minute_bytes, client.bytes_per_minute)],
-            ));
-            out.push(a);
+            let key = c.client_dedup(&EXPOSURE, "bulk", &[]);
+            if admit(key) {
+                let mut a = c.alert(&EXPOSURE, "bulk", &c.client.to_string(), 60, 0.7);
+                a.title = format!("Bulk data transfer to {}", c.client);
+                a.summary = format!(
+                    "{} received {:.1} MB of response bodies this minute; it usually receives {:.2} MB.",
+                    c.client,
+                    client.minute_bytes / 1e6,
+                    client.bytes_per_minute / 1e6
+                );
+                a.explanation = Some(explain(
+                    client.minute_bytes,
+                    needed_bytes,
+                    baseline("client", &c.client.to_string(), "1m", u64::from(client.active_minutes)),
+                    &[("response_bytes_per_minute", client.minute_bytes, client.bytes_per_minute)],
+                ));
+                out.push((key, a));
+            }
         }
     }
 
-    fn exposure(&mut self, c: &Ctx, learn: bool, out: &mut Vec<Alert>) {
+    fn exposure(
+        &mut self,
+        c: &Ctx,
+        learn: bool,
+        admit: &mut dyn FnMut(u64) -> bool,
+        out: &mut Found,
+    ) {
         if !c.success() {
             return;
         }
@@ -1094,21 +1204,24 @@ impl Rules {
         let bulk = cfg.bulk_response_bytes.max(cfg.bulk_factor * usual);
         if ep.responses > cfg.exposure_learning_responses && c.response_bytes as f64 >= bulk {
             let route = c.route.unwrap_or("an endpoint");
-            let mut a = c.alert(&EXPOSURE, "bulk_response", &format!("{}|{route}", c.client), 60, 0.75);
-            a.title = format!("Bulk response from {route} to {}", c.client);
-            a.summary = format!(
-                "{route} returned {:.0} KB to {}; its responses are usually {:.1} KB.",
-                c.response_bytes as f64 / 1e3,
-                c.client,
-                usual / 1e3
-            );
-            a.explanation = Some(explain(
-                c.response_bytes as f64,
-                bulk,
-                baseline("endpoint", route, "all", ep.responses),
-                &[("response_bytes", c.response_bytes as f64, usual)],
-            ));
-            out.push(a);
+            let key = c.client_dedup(&EXPOSURE, "bulk_response", &[route.as_bytes()]);
+            if admit(key) {
+                let mut a = c.alert(&EXPOSURE, "bulk_response", &format!("{}|{route}", c.client), 60, 0.75);
+                a.title = format!("Bulk response from {route} to {}", c.client);
+                a.summary = format!(
+                    "{route} returned {:.0} KB to {}; its responses are usually {:.1} KB.",
+                    c.response_bytes as f64 / 1e3,
+                    c.client,
+                    usual / 1e3
+                );
+                a.explanation = Some(explain(
+                    c.response_bytes as f64,
+                    bulk,
+                    baseline("endpoint", route, "all", ep.responses),
+                    &[("response_bytes", c.response_bytes as f64, usual)],
+                ));
+                out.push((key, a));
+            }
         }
         if !c.inspected {
             return;
@@ -1140,33 +1253,42 @@ impl Rules {
         let high = names
             .iter()
             .any(|n| matches!(*n, "payment_card" | "national_id" | "private_key" | "cloud_key" | "password" | "iban"));
-        let mut a = c.alert(
-            &EXPOSURE,
-            "endpoint",
-            &format!("{}|{route}|{}", c.host.as_deref().unwrap_or(""), names.join(",")),
-            if high { 80 } else { 55 },
-            0.85,
-        );
-        a.title = format!("{route} started returning {}", names.join(", "));
-        a.summary = format!(
-            "{route} returned {} to {}; none of its {} earlier inspected responses carried it.",
-            names.join(", "),
-            c.client,
-            ep.inspected - 1
-        );
-        a.explanation = Some(explain(
-            names.len() as f64,
-            1.0,
-            baseline("endpoint", route, "all", ep.inspected),
-            &names
-                .iter()
-                .map(|n| (*n, 1.0, 0.0))
-                .collect::<Vec<_>>(),
-        ));
-        out.push(a);
+        let key = c.dedup(&EXPOSURE, "endpoint", &format!("{}|{route}|{}", c.host.unwrap_or(""), names.join(",")));
+        if admit(key) {
+            let mut a = c.alert(
+                &EXPOSURE,
+                "endpoint",
+                &format!("{}|{route}|{}", c.host.unwrap_or(""), names.join(",")),
+                if high { 80 } else { 55 },
+                0.85,
+            );
+            a.title = format!("{route} started returning {}", names.join(", "));
+            a.summary = format!(
+                "{route} returned {} to {}; none of its {} earlier inspected responses carried it.",
+                names.join(", "),
+                c.client,
+                ep.inspected - 1
+            );
+            a.explanation = Some(explain(
+                names.len() as f64,
+                1.0,
+                baseline("endpoint", route, "all", ep.inspected),
+                &names
+                    .iter()
+                    .map(|n| (*n, 1.0, 0.0))
+                    .collect::<Vec<_>>(),
+            ));
+            out.push((key, a));
+        }
     }
 
-    fn auth(&mut self, c: &Ctx, learn: bool, out: &mut Vec<Alert>) {
+    fn auth(
+        &mut self,
+        c: &Ctx,
+        learn: bool,
+        admit: &mut dyn FnMut(u64) -> bool,
+        out: &mut Found,
+    ) {
         if !c.success() {
             return;
         }
@@ -1181,13 +1303,13 @@ impl Rules {
         let known = c.now_ns.saturating_sub(ep.first_seen) >= cfg.auth_learning_secs * NS;
         let established =
             known && ep.successes >= cfg.auth_learning_calls && ratio >= cfg.auth_required_ratio;
-        let host = c.host.as_deref().unwrap_or("");
+        let host = c.host.unwrap_or("");
         if c.has_credentials {
             if learn {
                 ep.authenticated += 1;
                 ep.successes += 1;
             }
-            let (what, key, score) = if c.jwt_unsigned {
+            let (what, kind, score) = if c.jwt_unsigned {
                 ("an unsigned JWT (alg none)", "alg_none", 85)
             } else if let Some(secs) = c.jwt_expired_for.filter(|s| *s > cfg.token_expiry_skew_secs) {
                 let _ = secs;
@@ -1195,40 +1317,46 @@ impl Rules {
             } else {
                 return;
             };
-            let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|{key}"), score, 0.9);
-            a.title = format!("{route} accepted {what}");
-            a.summary = match c.jwt_expired_for {
-                Some(s) if key == "expired_token" => format!(
-                    "{route} answered {} to {} carrying a JWT that had expired {s} seconds earlier.",
-                    c.status.unwrap_or(0),
-                    c.client
-                ),
-                _ => format!(
-                    "{route} answered {} to {} carrying {what}: anyone can mint such a token.",
-                    c.status.unwrap_or(0),
-                    c.client
-                ),
-            };
-            out.push(a);
+            let key = c.dedup(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|{kind}"));
+            if admit(key) {
+                let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|{kind}"), score, 0.9);
+                a.title = format!("{route} accepted {what}");
+                a.summary = match c.jwt_expired_for {
+                    Some(s) if kind == "expired_token" => format!(
+                        "{route} answered {} to {} carrying a JWT that had expired {s} seconds earlier.",
+                        c.status.unwrap_or(0),
+                        c.client
+                    ),
+                    _ => format!(
+                        "{route} answered {} to {} carrying {what}: anyone can mint such a token.",
+                        c.status.unwrap_or(0),
+                        c.client
+                    ),
+                };
+                out.push((key, a));
+            }
             return;
         }
         if established {
-            let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|missing_auth"), 80, 0.85);
-            a.title = format!("{route} answered without credentials");
-            a.summary = format!(
-                "{route} answered {} to {} without any credential, though {:.1}% of its {} earlier successful calls carried one.",
-                c.status.unwrap_or(0),
-                c.client,
-                ratio * 100.0,
-                ep.successes
-            );
-            a.explanation = Some(explain(
-                1.0 - ratio,
-                1.0 - cfg.auth_required_ratio,
-                baseline("endpoint", route, "all", ep.successes),
-                &[("unauthenticated_success", 1.0, 1.0 - ratio)],
-            ));
-            out.push(a);
+            let key = c.dedup(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|missing_auth"));
+            if admit(key) {
+                let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|missing_auth"), 80, 0.85);
+                a.title = format!("{route} answered without credentials");
+                a.summary = format!(
+                    "{route} answered {} to {} without any credential, though {:.1}% of its {} earlier successful calls carried one.",
+                    c.status.unwrap_or(0),
+                    c.client,
+                    ratio * 100.0,
+                    ep.successes
+                );
+                a.explanation = Some(explain(
+                    1.0 - ratio,
+                    1.0 - cfg.auth_required_ratio,
+                    baseline("endpoint", route, "all", ep.successes),
+                    &[("unauthenticated_success", 1.0, 1.0 - ratio)],
+                ));
+                out.push((key, a));
+            }
             // Unauthenticated success on an authenticated endpoint is not learnt as normal.
             return;
         }
@@ -1237,7 +1365,13 @@ impl Rules {
         }
     }
 
-    fn off_hours(&mut self, c: &Ctx, learn: bool, out: &mut Vec<Alert>) {
+    fn off_hours(
+        &mut self,
+        c: &Ctx,
+        learn: bool,
+        admit: &mut dyn FnMut(u64) -> bool,
+        out: &mut Found,
+    ) {
         let Some((key, hex)) = &c.identity else {
             return;
         };
@@ -1285,38 +1419,44 @@ impl Rules {
         let bulk = f64::from(cfg.off_hours_requests).max(usual_hour);
         if share < cfg.off_hours_share && f64::from(id.hour_requests) >= bulk {
             id.hour_alerted = true;
-            let mut a = c.alert(&OFF_HOURS, "identity", hex, 60, 0.7);
-            a.title = format!("Bulk access at {hour_of_day:02}:00, outside the identity's hours");
-            a.summary = format!(
-                "Credential {} made {} requests in the hour from {hour_of_day:02}:00, when it usually makes {:.2}% of its requests; latest from {}.",
-                &hex[..hex.len().min(12)],
-                id.hour_requests,
-                share * 100.0,
-                c.client
-            );
-            a.explanation = Some(explain(
-                f64::from(id.hour_requests),
-                f64::from(cfg.off_hours_requests),
-                baseline("identity", hex, "by hour of day", id.total as u64),
-                &[
-                    ("requests_this_hour", f64::from(id.hour_requests), f64::from(cfg.off_hours_requests)),
-                    ("usual_share_of_hour", share, cfg.off_hours_share),
-                ],
-            ));
-            out.push(a);
+            let key = c.dedup(&OFF_HOURS, "identity", hex);
+            if admit(key) {
+                let mut a = c.alert(&OFF_HOURS, "identity", hex, 60, 0.7);
+                a.title = format!("Bulk access at {hour_of_day:02}:00, outside the identity's hours");
+                a.summary = format!(
+                    "Credential {} made {} requests in the hour from {hour_of_day:02}:00, when it usually makes {:.2}% of its requests; latest from {}.",
+                    &hex[..hex.len().min(12)],
+                    id.hour_requests,
+                    share * 100.0,
+                    c.client
+                );
+                a.explanation = Some(explain(
+                    f64::from(id.hour_requests),
+                    f64::from(cfg.off_hours_requests),
+                    baseline("identity", hex, "by hour of day", id.total as u64),
+                    &[
+                        ("requests_this_hour", f64::from(id.hour_requests), f64::from(cfg.off_hours_requests)),
+                        ("usual_share_of_hour", share, cfg.off_hours_share),
+                    ],
+                ));
+                out.push((key, a));
+            }
         }
     }
 
-    fn evasion(&mut self, c: &Ctx, out: &mut Vec<Alert>) {
+    fn evasion(&mut self, c: &Ctx, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         for anomaly in &c.evasions {
-            let mut a = c.alert(&EVASION, "client", &format!("{}|{anomaly}", c.client), 70, 0.8);
-            a.title = format!("Request smuggling signal ({anomaly}) from {}", c.client);
-            a.summary = format!(
-                "A request from {} to {} had ambiguous framing ({anomaly}): front and back ends may read it differently.",
-                c.client,
-                c.route.unwrap_or("the server")
-            );
-            out.push(a);
+            let key = c.client_dedup(&EVASION, "client", &[anomaly.as_bytes()]);
+            if admit(key) {
+                let mut a = c.alert(&EVASION, "client", &format!("{}|{anomaly}", c.client), 70, 0.8);
+                a.title = format!("Request smuggling signal ({anomaly}) from {}", c.client);
+                a.summary = format!(
+                    "A request from {} to {} had ambiguous framing ({anomaly}): front and back ends may read it differently.",
+                    c.client,
+                    c.route.unwrap_or("the server")
+                );
+                out.push((key, a));
+            }
         }
     }
 }
@@ -1351,13 +1491,14 @@ mod tests {
             network_key: key_hash(network.to_string().as_bytes()),
             server: "10.0.0.10".parse().unwrap(),
             server_port: 80,
-            host: Some("api.test".into()),
-            method: "GET".into(),
-            url: "/".into(),
+            host: Some("api.test"),
+            method: "GET",
+            url: "/",
+            redacted_target: None,
             route: Some("GET /api/v1/users/{id}"),
             endpoint_key: 7,
             status: Some(200),
-            user_agent: Some("Mozilla/5.0".into()),
+            user_agent: Some("Mozilla/5.0"),
             identity: None,
             has_credentials: false,
             jwt_unsigned: false,
@@ -1370,8 +1511,15 @@ mod tests {
             response_kinds: KindSet::default(),
             inspected: false,
             response_bytes: 100,
-            endpoint_objects: 0.0,
+            endpoint_objects: &|| 0.0,
         }
+    }
+
+    /// Runs the detectors with every alert built (no lifecycle in between).
+    fn run(r: &mut Rules, c: &Ctx, out: &mut Vec<Alert>) {
+        let mut found = Found::new();
+        r.observe(c, true, &mut |_| true, &mut found);
+        out.extend(found.into_iter().map(|(_, a)| a));
     }
 
     fn ids(out: &[Alert]) -> Vec<&str> {
@@ -1390,7 +1538,7 @@ mod tests {
             c.login = true;
             c.status = Some(401);
             c.login_user = Some(1000 + i);
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![STUFFING.id]);
         assert!(out.iter().any(|a| a.title.starts_with("Credential stuffing")));
@@ -1404,7 +1552,7 @@ mod tests {
             c.login = true;
             c.status = Some(401);
             c.login_user = Some(5);
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert!(out.is_empty());
     }
@@ -1417,7 +1565,7 @@ mod tests {
             let mut c = ctx(i * 10, &format!("198.51.{}.7", 10 + i));
             c.identity = Some((99, "ab".repeat(16)));
             c.has_credentials = true;
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![SHARING.id]);
         assert_eq!(out[0].client.identity.as_deref(), Some(&*"ab".repeat(16)));
@@ -1433,7 +1581,7 @@ mod tests {
             c.object = Some(o.as_bytes());
             c.status = Some(if i % 3 == 0 { 200 } else { 403 });
             c.has_credentials = true;
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![ENUMERATION.id]);
         let mut r = Rules::new(RuleConfig::default());
@@ -1442,7 +1590,7 @@ mod tests {
             let mut c = ctx(i, "203.0.113.6");
             c.object = Some(b"42");
             c.has_credentials = true;
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert!(out.is_empty());
     }
@@ -1455,9 +1603,9 @@ mod tests {
         for (i, s) in skus.iter().enumerate() {
             let mut c = ctx(i as u64 / 2, "203.0.113.77");
             c.object = Some(s.as_bytes());
-            c.user_agent = Some("python-requests/2.31".into());
-            c.endpoint_objects = 400.0;
-            r.observe(&c, true, &mut out);
+            c.user_agent = Some("python-requests/2.31");
+            c.endpoint_objects = &|| 400.0;
+            run(&mut r, &c, &mut out);
         }
         assert!(ids(&out).contains(&SCRAPING.id), "{:?}", ids(&out));
         assert!(is_automation(Some("curl/8.5.0")));
@@ -1473,12 +1621,12 @@ mod tests {
         // Two requests a minute for an hour, then 80 in one minute.
         for m in 0..60u64 {
             for k in 0..2 {
-                r.observe(&ctx(m * 60 + k * 20, "192.0.2.50"), true, &mut out);
+                run(&mut r, &ctx(m * 60 + k * 20, "192.0.2.50"), &mut out);
             }
         }
         assert!(out.is_empty(), "{:?}", ids(&out));
         for k in 0..80u64 {
-            r.observe(&ctx(3600 + 60 + k / 2, "192.0.2.50"), true, &mut out);
+            run(&mut r, &ctx(3600 + 60 + k / 2, "192.0.2.50"), &mut out);
         }
         assert_eq!(ids(&out), vec![RATE_SPIKE.id]);
         let e = out[0].explanation.as_ref().expect("explained");
@@ -1495,7 +1643,7 @@ mod tests {
             let mut c = ctx(i, "192.0.2.60");
             c.inspected = true;
             c.response_kinds = emails;
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert!(out.is_empty());
         let mut cards = emails;
@@ -1503,7 +1651,7 @@ mod tests {
         let mut c = ctx(60, "192.0.2.60");
         c.inspected = true;
         c.response_kinds = cards;
-        r.observe(&c, true, &mut out);
+        run(&mut r, &c, &mut out);
         assert_eq!(ids(&out), vec![EXPOSURE.id]);
         assert!(out[0].title.contains("payment_card"));
         assert_eq!(out[0].severity.level, sinks::alert::Level::High);
@@ -1517,21 +1665,21 @@ mod tests {
         for i in 0..300u64 {
             let mut c = ctx(i * 100, "192.0.2.70");
             c.has_credentials = true;
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
             if i == 150 {
-                r.observe(&ctx(i * 100 + 1, "192.0.2.71"), true, &mut out);
+                run(&mut r, &ctx(i * 100 + 1, "192.0.2.71"), &mut out);
             }
         }
         assert!(out.is_empty(), "{:?}", ids(&out));
-        r.observe(&ctx(30_000, "192.0.2.71"), true, &mut out);
+        run(&mut r, &ctx(30_000, "192.0.2.71"), &mut out);
         let mut c = ctx(401, "192.0.2.72");
         c.has_credentials = true;
         c.jwt_unsigned = true;
-        r.observe(&c, true, &mut out);
+        run(&mut r, &c, &mut out);
         let mut c = ctx(402, "192.0.2.73");
         c.has_credentials = true;
         c.jwt_expired_for = Some(3600);
-        r.observe(&c, true, &mut out);
+        run(&mut r, &c, &mut out);
         let keys: Vec<&str> = out.iter().map(|a| a.dedup_key.as_str()).collect();
         assert_eq!(out.len(), 3, "{keys:?}");
         assert!(keys[0].ends_with("missing_auth"));
@@ -1549,7 +1697,7 @@ mod tests {
                 for k in 0..10u64 {
                     let mut c = ctx(day * 86_400 + hour * 3600 + k * 300, "192.0.2.80");
                     c.identity = Some((5, "cd".repeat(16)));
-                    r.observe(&c, true, &mut out);
+                    run(&mut r, &c, &mut out);
                 }
             }
         }
@@ -1557,7 +1705,7 @@ mod tests {
         for k in 0..40u64 {
             let mut c = ctx(2 * 86_400 + 3 * 3600 + k * 30, "192.0.2.80");
             c.identity = Some((5, "cd".repeat(16)));
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![OFF_HOURS.id]);
     }
@@ -1570,7 +1718,7 @@ mod tests {
         let mut out = Vec::new();
         let mut c = ctx(0, "192.0.2.90");
         c.evasions = vec!["te_cl_conflict"];
-        r.observe(&c, true, &mut out);
+        run(&mut r, &c, &mut out);
         assert_eq!(ids(&out), vec![EVASION.id]);
     }
 
@@ -1588,7 +1736,7 @@ mod tests {
         for (i, o) in objects.iter().enumerate() {
             let mut c = ctx(i as u64, &format!("10.{}.{}.1", i / 256, i % 256));
             c.object = Some(o.as_bytes());
-            r.observe(&c, true, &mut out);
+            run(&mut r, &c, &mut out);
         }
         let s = r.stats();
         assert!(s.clients <= 64 && s.pairs <= 32, "{s:?}");

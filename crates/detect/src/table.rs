@@ -71,27 +71,29 @@ impl<V> Table<V> {
     }
 
     /// The entry of `key`, made with `make` (evicting another when full).
-    /// A new entry starts unreferenced, so one-off keys go before ones used again.
+    /// A new entry starts unreferenced, so one-off keys go before ones used again. One hash
+    /// lookup when the key is there or the table has room.
     pub fn entry(&mut self, key: u64, make: impl FnOnce() -> V) -> &mut V {
-        let known = self.map.contains_key(&key);
-        if !known {
-            if self.map.len() >= self.capacity {
-                self.evict_one();
-            }
-            self.clock.push_back(key);
-            self.map.insert(
-                key,
-                Slot {
-                    value: make(),
-                    referenced: false,
-                },
-            );
+        use std::collections::hash_map::Entry;
+        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+            self.evict_one();
         }
-        let Some(slot) = self.map.get_mut(&key) else {
-            unreachable!("inserted above")
-        };
-        slot.referenced |= known;
-        &mut slot.value
+        match self.map.entry(key) {
+            Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                slot.referenced = true;
+                &mut slot.value
+            }
+            Entry::Vacant(v) => {
+                self.clock.push_back(key);
+                &mut v
+                    .insert(Slot {
+                        value: make(),
+                        referenced: false,
+                    })
+                    .value
+            }
+        }
     }
 
     /// Removes entries for which `keep` is false (an idle sweep); O(len).
