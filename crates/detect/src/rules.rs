@@ -225,11 +225,11 @@ impl Default for RuleConfig {
             enumeration_error_ratio: 0.3,
             enumeration_sequential_ratio: 0.6,
             scraping_objects: 120.0,
-            spike_min_per_minute: 30.0,
+            spike_min_per_minute: 20.0,
             spike_factor: 10.0,
             spike_learning_minutes: 20,
             exposure_learning_responses: 20,
-            exposure_sample_every: 16,
+            exposure_sample_every: 8,
             bulk_min_bytes_per_minute: 500_000.0,
             bulk_response_bytes: 20_000.0,
             bulk_factor: 10.0,
@@ -1321,6 +1321,18 @@ impl Rules {
             if admit(key) {
                 let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|{kind}"), score, 0.9);
                 a.title = format!("{route} accepted {what}");
+                let (feature, value, expected) = match c.jwt_expired_for {
+                    Some(secs) if kind == "expired_token" => {
+                        ("token_expired_secs", secs as f64, cfg.token_expiry_skew_secs as f64)
+                    }
+                    _ => ("token_unsigned", 1.0, 0.0),
+                };
+                a.explanation = Some(explain(
+                    value,
+                    expected,
+                    baseline("endpoint", route, "all", ep.successes),
+                    &[(feature, value, expected)],
+                ));
                 a.summary = match c.jwt_expired_for {
                     Some(s) if kind == "expired_token" => format!(
                         "{route} answered {} to {} carrying a JWT that had expired {s} seconds earlier.",
