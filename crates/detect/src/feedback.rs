@@ -81,11 +81,19 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 fn in_block(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             u32::from(a) & mask == u32::from(b) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             u128::from(a) & mask == u128::from(b) & mask
         }
         _ => false,
@@ -94,10 +102,13 @@ fn in_block(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
 
 impl Matcher {
     pub fn matches(&self, a: &Alert) -> bool {
-        let detector = self.detector.as_ref().is_none_or(|d| match d.strip_suffix('*') {
-            Some(prefix) => a.detector.id.starts_with(prefix),
-            None => a.detector.id == *d,
-        });
+        let detector = self
+            .detector
+            .as_ref()
+            .is_none_or(|d| match d.strip_suffix('*') {
+                Some(prefix) => a.detector.id.starts_with(prefix),
+                None => a.detector.id == *d,
+            });
         let client = self
             .client
             .is_none_or(|block| a.client.ip.is_some_and(|ip| in_block(ip, block)));
@@ -137,8 +148,7 @@ pub struct Feedback {
 
 impl Feedback {
     pub fn decide(&mut self, a: &Alert) -> Decision {
-        if self.false_positives.contains(&a.dedup_key) || self.allow.iter().any(|m| m.matches(a))
-        {
+        if self.false_positives.contains(&a.dedup_key) || self.allow.iter().any(|m| m.matches(a)) {
             self.allowed += 1;
             Decision::Allow
         } else if self.suppress.iter().any(|m| m.matches(a)) {
@@ -193,7 +203,10 @@ mod tests {
             "client=1.2.3.4/40".parse::<Matcher>(),
             Err(RuleError::BadClient("1.2.3.4/40".into()))
         );
-        assert!(matches!("detector".parse::<Matcher>(), Err(RuleError::NotAPair(_))));
+        assert!(matches!(
+            "detector".parse::<Matcher>(),
+            Err(RuleError::NotAPair(_))
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod hst;
 pub mod lifecycle;
 pub mod model;
 pub mod params;
+pub mod peers;
 pub mod request;
 pub mod rules;
 pub mod table;
@@ -298,7 +299,10 @@ impl Detect {
         self.last_ns = self.last_ns.max(now);
         let target = req.target();
         let path_end = memchr::memchr(b'?', target).unwrap_or(target.len());
-        let (path, query) = (&target[..path_end], target.get(path_end + 1..).unwrap_or(&[]));
+        let (path, query) = (
+            &target[..path_end],
+            target.get(path_end + 1..).unwrap_or(&[]),
+        );
         let path = origin_path(path);
 
         self.params.clear();
@@ -324,7 +328,10 @@ impl Detect {
                 .map(|p| (p.name.as_str(), p.raw.as_slice())),
         ) {
             // Letters, digits and `_ - . @` alone carry no payload of any class.
-            if value.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@')) {
+            if value
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+            {
                 continue;
             }
             self.scan.clear();
@@ -364,13 +371,15 @@ impl Detect {
             None => [0.0; DIMS.len()],
         };
         let unit = model::squash(&raw);
-        let score = self.model.score(
+        let behaviour = client_features.as_ref().map(peers::vector);
+        let mut score = self.model.score(
             endpoint_key,
             self.params.as_slice(),
             &unit,
             self.injections.len(),
             !evasions.is_empty(),
         );
+        score.peer = behaviour.map_or(0.0, |b| model::peer_points(self.model.peers.rarity(&b)));
         let total = score.total();
         let threshold = self.model.threshold.value();
         let ready = self.model.ready();
@@ -403,7 +412,10 @@ impl Detect {
                 && self.rules.sample_response(endpoint_key, resp.body.len)
             {
                 let decoded = (resp.body.coding != http::Coding::Identity)
-                    .then(|| resp.body.decode_copy(RESPONSE_SCAN, 8 << 20, &mut self.decoders))
+                    .then(|| {
+                        resp.body
+                            .decode_copy(RESPONSE_SCAN, 8 << 20, &mut self.decoders)
+                    })
                     .flatten();
                 let content = match &decoded {
                     Some(d) => &d.bytes[..],
@@ -422,9 +434,9 @@ impl Detect {
             }
         }
         let endpoint_objects = || {
-            profile
-                .and_then(|p| profiler.endpoint(p))
-                .map_or(0.0, |e| e[features::entity::EntityFeature::DistinctObjects1h])
+            profile.and_then(|p| profiler.endpoint(p)).map_or(0.0, |e| {
+                e[features::entity::EntityFeature::DistinctObjects1h]
+            })
         };
         // Taken out for the context's lifetime, so the detectors can borrow `self` mutably.
         let injections = std::mem::take(&mut self.injections);
@@ -485,16 +497,15 @@ impl Detect {
                 build
             };
             if self.cfg.alert {
-                self.rules.observe(&ctx, self.cfg.learn, &mut admit, &mut found);
+                self.rules
+                    .observe(&ctx, self.cfg.learn, &mut admit, &mut found);
                 if let Some((key, a)) = shadow(&mut self.spec_status, self.spec.as_deref(), &ctx) {
                     if admit(key) {
                         found.push((key, a));
                     }
                 }
             }
-            let persistence = self
-                .persistence
-                .entry(ctx.client_key, Persistence::default);
+            let persistence = self.persistence.entry(ctx.client_key, Persistence::default);
             let persistent =
                 persistence.push(crossed, self.cfg.persistence_k, self.cfg.persistence_n);
             if self.cfg.alert && crossed && (persistent || total >= 2.0 * threshold) {
@@ -533,7 +544,13 @@ impl Detect {
         self.injections = injections;
         let normal = allowed || (!crossed && !alerted && !hard_evidence);
         if self.cfg.learn && normal {
-            self.model.learn(endpoint_key, self.params.as_slice(), &raw, &unit, total);
+            self.model
+                .learn(endpoint_key, self.params.as_slice(), &raw, &unit, total);
+            // About one transaction in 64 offers its client's behaviour to the peer groups.
+            let mix = (ip_key(client) ^ (now / (60 * NS))).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            if let (Some(b), true) = (behaviour, mix >> 58 == 0) {
+                self.model.peers.observe(b, mix, now);
+            }
             self.stats.learnt += 1;
         }
         if now.saturating_sub(self.swept_ns) >= 60 * NS {
@@ -545,7 +562,6 @@ impl Detect {
             alerted,
         })
     }
-
 }
 
 #[derive(Serialize)]
@@ -576,7 +592,7 @@ fn origin_path(path: &[u8]) -> &[u8] {
 }
 
 fn model_alert(
-model: &Model,
+    model: &Model,
     ctx: &Ctx,
     score: &model::ModelScore,
     raw: &[f64; DIMS.len()],
@@ -657,9 +673,11 @@ fn shadow(
         .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| ctx.server.to_string());
     let key = key_hash(format!("{host}\0{route}").as_bytes());
-    let status = *cache.entry(key, || match spec.status_of(spec.find(&host, method, template)) {
-        inventory::spec::Status::Shadow => SpecStatus::Shadow,
-        _ => SpecStatus::Known,
+    let status = *cache.entry(key, || {
+        match spec.status_of(spec.find(&host, method, template)) {
+            inventory::spec::Status::Shadow => SpecStatus::Shadow,
+            _ => SpecStatus::Known,
+        }
     });
     if status != SpecStatus::Shadow {
         return None;
@@ -684,8 +702,16 @@ fn shadow(
         "{route} on {host} answered {} to {}, and the reference spec does not document it.{}{}",
         ctx.status.map_or("nothing".to_string(), |s| s.to_string()),
         ctx.client,
-        if exposed { " It returned sensitive data." } else { "" },
-        if open { " The call carried no credential." } else { "" },
+        if exposed {
+            " It returned sensitive data."
+        } else {
+            ""
+        },
+        if open {
+            " The call carried no credential."
+        } else {
+            ""
+        },
     );
     a.explanation = Some(Explanation {
         score: f64::from(score),
@@ -717,7 +743,11 @@ fn ip_key(ip: IpAddr) -> u64 {
 
 /// Bytes of ordinary paths (letters, digits, `/ . - _ ~ + , : @ =`): nothing to scan.
 fn is_plain_path_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~' | b'+' | b',' | b':' | b'@' | b'=')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'/' | b'.' | b'-' | b'_' | b'~' | b'+' | b',' | b':' | b'@' | b'='
+        )
 }
 
 /// `host:port` → `host`; `[v6]:port` → `v6`.
@@ -753,7 +783,12 @@ fn login_user(
     }
     const NAMES: [&str; 6] = ["username", "user", "email", "login", "user_name", "account"];
     params.iter().find_map(|p| {
-        let leaf = p.name.rsplit('.').next().unwrap_or(&p.name).to_ascii_lowercase();
+        let leaf = p
+            .name
+            .rsplit('.')
+            .next()
+            .unwrap_or(&p.name)
+            .to_ascii_lowercase();
         (NAMES.contains(&leaf.as_str()) && !p.decoded.is_empty()).then(|| key_hash(&p.decoded))
     })
 }

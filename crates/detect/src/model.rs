@@ -99,11 +99,18 @@ pub struct ModelScore {
     pub hst: f64,
     pub injection: f64,
     pub evasion: f64,
+    /// Points for a client behaving like none of the peer groups ([`peer_points`]).
+    pub peer: f64,
+}
+
+/// Points for a peer-group rarity: nothing within three spreads of a group, then up to 3.
+pub fn peer_points(rarity: f64) -> f64 {
+    ((rarity - 3.0) / 2.0).clamp(0.0, 3.0)
 }
 
 impl ModelScore {
     pub fn total(&self) -> f64 {
-        self.request.total() + HST_WEIGHT * self.hst + self.injection + self.evasion
+        self.request.total() + HST_WEIGHT * self.hst + self.injection + self.evasion + self.peer
     }
 
     /// The parts of the score as (name, points), largest first, for the explanation.
@@ -115,7 +122,10 @@ impl ModelScore {
         for p in &self.request.params {
             let s = &p.score;
             if p.unseen {
-                parts.push((format!("param.{}.unseen", p.name), crate::params::UNSEEN_PARAM));
+                parts.push((
+                    format!("param.{}.unseen", p.name),
+                    crate::params::UNSEEN_PARAM,
+                ));
             }
             for (what, v) in [
                 ("length", s.length),
@@ -139,6 +149,9 @@ impl ModelScore {
         }
         if self.evasion > 0.0 {
             parts.push(("evasion".to_string(), self.evasion));
+        }
+        if self.peer > 0.0 {
+            parts.push(("client.peer_group_rarity".to_string(), self.peer));
         }
         parts.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         parts
@@ -187,6 +200,8 @@ pub struct Model {
     pub threshold: AdaptiveThreshold,
     /// Exponentially weighted mean of each raw dimension: the "expected" of an explanation.
     pub means: Vec<f64>,
+    /// Peer groups of client behaviour (k-means, refitted hourly).
+    pub peers: crate::peers::PeerGroups,
     pub learnt: u64,
     pub learning_transactions: u64,
 }
@@ -201,6 +216,7 @@ impl Model {
             hst: HalfSpaceTrees::new(DIMS.len(), cfg.hst),
             threshold: AdaptiveThreshold::new(cfg.false_alarm_rate, cfg.score_floor),
             means: vec![0.0; DIMS.len()],
+            peers: crate::peers::PeerGroups::new(3600),
             learnt: 0,
             learning_transactions: cfg.learning_transactions,
         }
@@ -229,11 +245,19 @@ impl Model {
             hst: self.hst.score(unit),
             injection: INJECTION * injections.min(2) as f64,
             evasion: if evasion { EVASION } else { 0.0 },
+            peer: 0.0,
         }
     }
 
     /// Learns one transaction taken as normal, with its score for the threshold.
-    pub fn learn(&mut self, endpoint: u64, params: &[Param], raw: &[f64], unit: &[f64], score: f64) {
+    pub fn learn(
+        &mut self,
+        endpoint: u64,
+        params: &[Param],
+        raw: &[f64],
+        unit: &[f64],
+        score: f64,
+    ) {
         let pairs = params
             .iter()
             .map(|p| (p.name.as_str(), p.decoded.as_slice()));

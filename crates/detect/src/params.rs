@@ -119,11 +119,7 @@ fn icd(value: &[u8]) -> [f64; 6] {
     let total = value.len().max(1) as f64;
     let mut out = [0.0; 6];
     for (bin, (from, to)) in ICD_BINS.iter().enumerate() {
-        let sum: u32 = used
-            .iter()
-            .skip(*from)
-            .take(to.saturating_sub(*from))
-            .sum();
+        let sum: u32 = used.iter().skip(*from).take(to.saturating_sub(*from)).sum();
         out[bin] = f64::from(sum) / total;
     }
     out
@@ -177,7 +173,8 @@ impl ParamModel {
             brought_new |= *c == 0;
             *c = (*c + 1).min(BYTE_TRUST);
         }
-        self.new_byte_values = self.new_byte_values * (1.0 - weight) + f64::from(u8::from(brought_new));
+        self.new_byte_values =
+            self.new_byte_values * (1.0 - weight) + f64::from(u8::from(brought_new));
         if let Some(tokens) = &mut self.tokens {
             let h = fnv(value);
             if !tokens.contains(&h) {
@@ -498,9 +495,16 @@ mod tests {
 
     #[test]
     fn a_skewed_character_distribution_scores() {
-        let p = trained(&["hello world", "good morning", "kind regards", "see you soon"]);
+        let p = trained(&[
+            "hello world",
+            "good morning",
+            "kind regards",
+            "see you soon",
+        ]);
         let normal = p.score(b"many thanks").characters;
-        let skewed = p.score(b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").characters;
+        let skewed = p
+            .score(b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .characters;
         assert!(skewed > normal, "{skewed} vs {normal}");
     }
 

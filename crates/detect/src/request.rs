@@ -137,16 +137,14 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < input.len() {
         match input[i] {
-            b'%' if i + 2 < input.len() => {
-                match (hex(input[i + 1]), hex(input[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < input.len() => match (hex(input[i + 1]), hex(input[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -193,7 +191,9 @@ mod tests {
         percent_decode(b"%zz%4", &mut out);
         assert_eq!(out, b"%zz%4");
         let mut p = Params::default();
-        let many: Vec<u8> = (0..200).flat_map(|i| format!("p{i}=1&").into_bytes()).collect();
+        let many: Vec<u8> = (0..200)
+            .flat_map(|i| format!("p{i}=1&").into_bytes())
+            .collect();
         p.add_urlencoded("", &many);
         assert_eq!(p.as_slice().len(), MAX_PARAMS);
         assert!(!p.add_json(b"{not json"));

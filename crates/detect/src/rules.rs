@@ -81,7 +81,8 @@ pub const RATE_SPIKE: Det = Det {
     kind: DetectorKind::Statistical,
     owasp: "API4:2023 Unrestricted Resource Consumption",
     mitre: Some("T1499"),
-    action: "Rate-limit the client at the gateway and check whether it is compromised or misconfigured.",
+    action:
+        "Rate-limit the client at the gateway and check whether it is compromised or misconfigured.",
 };
 pub const EXPOSURE: Det = Det {
     id: "detect.data_exposure",
@@ -97,7 +98,8 @@ pub const BROKEN_AUTH: Det = Det {
     kind: DetectorKind::Rule,
     owasp: "API2:2023 Broken Authentication",
     mitre: Some("T1550.001"),
-    action: "Fix the endpoint's authentication: reject missing, unsigned (alg none) and expired tokens.",
+    action:
+        "Fix the endpoint's authentication: reject missing, unsigned (alg none) and expired tokens.",
 };
 pub const OFF_HOURS: Det = Det {
     id: "detect.off_hours",
@@ -121,7 +123,8 @@ pub const MODEL: Det = Det {
     kind: DetectorKind::Ml,
     owasp: "API8:2023 Security Misconfiguration",
     mitre: Some("T1190"),
-    action: "Review the request against the endpoint's normal use; block the client if it is probing.",
+    action:
+        "Review the request against the endpoint's normal use; block the client if it is probing.",
 };
 
 /// Every detector this module and the model raise (the inventory raises shadow endpoints).
@@ -208,9 +211,11 @@ pub struct RuleConfig {
 impl Default for RuleConfig {
     fn default() -> Self {
         RuleConfig {
-            login_paths: ["login", "signin", "sign-in", "sign_in", "auth", "token", "session"]
-                .map(String::from)
-                .to_vec(),
+            login_paths: [
+                "login", "signin", "sign-in", "sign_in", "auth", "token", "session",
+            ]
+            .map(String::from)
+            .to_vec(),
             client_login_failures: 12.0,
             client_distinct_users: 6.0,
             network_login_failures: 30.0,
@@ -736,9 +741,10 @@ impl Rules {
         if window != g.window {
             if g.window != 0 {
                 let w = 1.0 / (g.windows as f64 + 1.0).min(48.0);
-                g.usual_failures += w * (g.window_failures.min(
-                    cfg.global_login_failures.max(g.usual_failures * 2.0),
-                ) - g.usual_failures);
+                g.usual_failures += w
+                    * (g.window_failures
+                        .min(cfg.global_login_failures.max(g.usual_failures * 2.0))
+                        - g.usual_failures);
                 g.windows += 1;
                 // Idle windows between count as windows without failures.
                 let idle = window.saturating_sub(g.window + 1).min(48);
@@ -778,7 +784,8 @@ impl Rules {
         let fails = client.login_failures.value_at(now, WINDOW_HALF_LIFE);
         let users = client.login_users.estimate(now, Scale::M10);
         let route = c.route.unwrap_or("login");
-        if fails >= cfg.client_login_failures || (users >= cfg.client_distinct_users && fails >= users / 2.0)
+        if fails >= cfg.client_login_failures
+            || (users >= cfg.client_distinct_users && fails >= users / 2.0)
         {
             let stuffing = users >= cfg.client_distinct_users;
             let key = c.client_dedup(&STUFFING, "client", &[]);
@@ -831,7 +838,12 @@ impl Rules {
                 a.explanation = Some(explain(
                     net_fails,
                     cfg.network_login_failures,
-                    baseline("client_network", &c.network.to_string(), "10m", net_fails.round() as u64),
+                    baseline(
+                        "client_network",
+                        &c.network.to_string(),
+                        "10m",
+                        net_fails.round() as u64,
+                    ),
                     &[
                         ("login_failures_10m", net_fails, cfg.network_login_failures),
                         ("distinct_users_10m", net_users, cfg.network_distinct_users),
@@ -972,7 +984,12 @@ impl Rules {
                 a.explanation = Some(explain(
                     objects,
                     cfg.scraping_objects,
-                    baseline("client", &c.client.to_string(), "10m", objects.round() as u64),
+                    baseline(
+                        "client",
+                        &c.client.to_string(),
+                        "10m",
+                        objects.round() as u64,
+                    ),
                     &[
                         ("distinct_objects_10m", objects, cfg.scraping_objects),
                         ("catalogue_coverage", coverage, 0.1),
@@ -1033,11 +1050,20 @@ impl Rules {
                 a.explanation = Some(explain(
                     objects,
                     cfg.enumeration_objects,
-                    baseline("client_endpoint", &format!("{}|{route}", c.client), "10m", requests.round() as u64),
+                    baseline(
+                        "client_endpoint",
+                        &format!("{}|{route}", c.client),
+                        "10m",
+                        requests.round() as u64,
+                    ),
                     &[
                         ("distinct_objects_10m", objects, cfg.enumeration_objects),
                         ("error_ratio_10m", error_ratio, cfg.enumeration_error_ratio),
-                        ("sequential_ratio_10m", sequential, cfg.enumeration_sequential_ratio),
+                        (
+                            "sequential_ratio_10m",
+                            sequential,
+                            cfg.enumeration_sequential_ratio,
+                        ),
                     ],
                 ));
                 out.push((key, a));
@@ -1091,13 +1117,7 @@ impl Rules {
         }
     }
 
-    fn rates(
-        &mut self,
-        c: &Ctx,
-        learn: bool,
-        admit: &mut dyn FnMut(u64) -> bool,
-        out: &mut Found,
-    ) {
+    fn rates(&mut self, c: &Ctx, learn: bool, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         let now = c.now_ns;
         let hour = c.hour_of_day(self.cfg.utc_offset_minutes);
         let cfg = &self.cfg;
@@ -1114,7 +1134,13 @@ impl Rules {
                     .rem_euclid(86_400) as usize
                     / 3600;
                 let mature = client.active_minutes >= cfg.spike_learning_minutes;
-                let cap = |base: f64| if mature { base * 3.0 + 1.0 } else { f64::INFINITY };
+                let cap = |base: f64| {
+                    if mature {
+                        base * 3.0 + 1.0
+                    } else {
+                        f64::INFINITY
+                    }
+                };
                 let reqs = client.minute_requests.min(cap(client.per_minute));
                 let w = 1.0 / f64::from(client.active_minutes + 1).min(200.0);
                 client.per_minute += w * (reqs - client.per_minute);
@@ -1156,7 +1182,12 @@ impl Rules {
                 a.explanation = Some(explain(
                     client.minute_requests,
                     needed,
-                    baseline("client", &c.client.to_string(), "1m by hour of day", u64::from(client.active_minutes)),
+                    baseline(
+                        "client",
+                        &c.client.to_string(),
+                        "1m by hour of day",
+                        u64::from(client.active_minutes),
+                    ),
                     &[("requests_per_minute", client.minute_requests, usual)],
                 ));
                 out.push((key, a));
@@ -1180,8 +1211,17 @@ impl Rules {
                 a.explanation = Some(explain(
                     client.minute_bytes,
                     needed_bytes,
-                    baseline("client", &c.client.to_string(), "1m", u64::from(client.active_minutes)),
-                    &[("response_bytes_per_minute", client.minute_bytes, client.bytes_per_minute)],
+                    baseline(
+                        "client",
+                        &c.client.to_string(),
+                        "1m",
+                        u64::from(client.active_minutes),
+                    ),
+                    &[(
+                        "response_bytes_per_minute",
+                        client.minute_bytes,
+                        client.bytes_per_minute,
+                    )],
                 ));
                 out.push((key, a));
             }
@@ -1206,7 +1246,13 @@ impl Rules {
             let route = c.route.unwrap_or("an endpoint");
             let key = c.client_dedup(&EXPOSURE, "bulk_response", &[route.as_bytes()]);
             if admit(key) {
-                let mut a = c.alert(&EXPOSURE, "bulk_response", &format!("{}|{route}", c.client), 60, 0.75);
+                let mut a = c.alert(
+                    &EXPOSURE,
+                    "bulk_response",
+                    &format!("{}|{route}", c.client),
+                    60,
+                    0.75,
+                );
                 a.title = format!("Bulk response from {route} to {}", c.client);
                 a.summary = format!(
                     "{route} returned {:.0} KB to {}; its responses are usually {:.1} KB.",
@@ -1250,10 +1296,17 @@ impl Rules {
             }
         }
         let route = c.route.unwrap_or("an endpoint");
-        let high = names
-            .iter()
-            .any(|n| matches!(*n, "payment_card" | "national_id" | "private_key" | "cloud_key" | "password" | "iban"));
-        let key = c.dedup(&EXPOSURE, "endpoint", &format!("{}|{route}|{}", c.host.unwrap_or(""), names.join(",")));
+        let high = names.iter().any(|n| {
+            matches!(
+                *n,
+                "payment_card" | "national_id" | "private_key" | "cloud_key" | "password" | "iban"
+            )
+        });
+        let key = c.dedup(
+            &EXPOSURE,
+            "endpoint",
+            &format!("{}|{route}|{}", c.host.unwrap_or(""), names.join(",")),
+        );
         if admit(key) {
             let mut a = c.alert(
                 &EXPOSURE,
@@ -1273,22 +1326,13 @@ impl Rules {
                 names.len() as f64,
                 1.0,
                 baseline("endpoint", route, "all", ep.inspected),
-                &names
-                    .iter()
-                    .map(|n| (*n, 1.0, 0.0))
-                    .collect::<Vec<_>>(),
+                &names.iter().map(|n| (*n, 1.0, 0.0)).collect::<Vec<_>>(),
             ));
             out.push((key, a));
         }
     }
 
-    fn auth(
-        &mut self,
-        c: &Ctx,
-        learn: bool,
-        admit: &mut dyn FnMut(u64) -> bool,
-        out: &mut Found,
-    ) {
+    fn auth(&mut self, c: &Ctx, learn: bool, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
         if !c.success() {
             return;
         }
@@ -1311,7 +1355,10 @@ impl Rules {
             }
             let (what, kind, score) = if c.jwt_unsigned {
                 ("an unsigned JWT (alg none)", "alg_none", 85)
-            } else if let Some(secs) = c.jwt_expired_for.filter(|s| *s > cfg.token_expiry_skew_secs) {
+            } else if let Some(secs) = c
+                .jwt_expired_for
+                .filter(|s| *s > cfg.token_expiry_skew_secs)
+            {
                 let _ = secs;
                 ("an expired JWT", "expired_token", 75)
             } else {
@@ -1319,12 +1366,20 @@ impl Rules {
             };
             let key = c.dedup(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|{kind}"));
             if admit(key) {
-                let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|{kind}"), score, 0.9);
+                let mut a = c.alert(
+                    &BROKEN_AUTH,
+                    "endpoint",
+                    &format!("{host}|{route}|{kind}"),
+                    score,
+                    0.9,
+                );
                 a.title = format!("{route} accepted {what}");
                 let (feature, value, expected) = match c.jwt_expired_for {
-                    Some(secs) if kind == "expired_token" => {
-                        ("token_expired_secs", secs as f64, cfg.token_expiry_skew_secs as f64)
-                    }
+                    Some(secs) if kind == "expired_token" => (
+                        "token_expired_secs",
+                        secs as f64,
+                        cfg.token_expiry_skew_secs as f64,
+                    ),
                     _ => ("token_unsigned", 1.0, 0.0),
                 };
                 a.explanation = Some(explain(
@@ -1350,9 +1405,19 @@ impl Rules {
             return;
         }
         if established {
-            let key = c.dedup(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|missing_auth"));
+            let key = c.dedup(
+                &BROKEN_AUTH,
+                "endpoint",
+                &format!("{host}|{route}|missing_auth"),
+            );
             if admit(key) {
-                let mut a = c.alert(&BROKEN_AUTH, "endpoint", &format!("{host}|{route}|missing_auth"), 80, 0.85);
+                let mut a = c.alert(
+                    &BROKEN_AUTH,
+                    "endpoint",
+                    &format!("{host}|{route}|missing_auth"),
+                    80,
+                    0.85,
+                );
                 a.title = format!("{route} answered without credentials");
                 a.summary = format!(
                     "{route} answered {} to {} without any credential, though {:.1}% of its {} earlier successful calls carried one.",
@@ -1434,7 +1499,8 @@ impl Rules {
             let key = c.dedup(&OFF_HOURS, "identity", hex);
             if admit(key) {
                 let mut a = c.alert(&OFF_HOURS, "identity", hex, 60, 0.7);
-                a.title = format!("Bulk access at {hour_of_day:02}:00, outside the identity's hours");
+                a.title =
+                    format!("Bulk access at {hour_of_day:02}:00, outside the identity's hours");
                 a.summary = format!(
                     "Credential {} made {} requests in the hour from {hour_of_day:02}:00, when it usually makes {:.2}% of its requests; latest from {}.",
                     &hex[..hex.len().min(12)],
@@ -1447,7 +1513,11 @@ impl Rules {
                     f64::from(cfg.off_hours_requests),
                     baseline("identity", hex, "by hour of day", id.total as u64),
                     &[
-                        ("requests_this_hour", f64::from(id.hour_requests), f64::from(cfg.off_hours_requests)),
+                        (
+                            "requests_this_hour",
+                            f64::from(id.hour_requests),
+                            f64::from(cfg.off_hours_requests),
+                        ),
                         ("usual_share_of_hour", share, cfg.off_hours_share),
                     ],
                 ));
@@ -1460,7 +1530,13 @@ impl Rules {
         for anomaly in &c.evasions {
             let key = c.client_dedup(&EVASION, "client", &[anomaly.as_bytes()]);
             if admit(key) {
-                let mut a = c.alert(&EVASION, "client", &format!("{}|{anomaly}", c.client), 70, 0.8);
+                let mut a = c.alert(
+                    &EVASION,
+                    "client",
+                    &format!("{}|{anomaly}", c.client),
+                    70,
+                    0.8,
+                );
                 a.title = format!("Request smuggling signal ({anomaly}) from {}", c.client);
                 a.summary = format!(
                     "A request from {} to {} had ambiguous framing ({anomaly}): front and back ends may read it differently.",
@@ -1553,7 +1629,9 @@ mod tests {
             run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![STUFFING.id]);
-        assert!(out.iter().any(|a| a.title.starts_with("Credential stuffing")));
+        assert!(out
+            .iter()
+            .any(|a| a.title.starts_with("Credential stuffing")));
         let e = out[0].explanation.as_ref().expect("explained");
         assert_eq!(e.contributions[0].feature, "login_failures_10m");
         // A few honest typos are not.

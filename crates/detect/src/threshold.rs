@@ -206,8 +206,8 @@ mod tests {
     /// A deterministic spread of normal scores: an exponential tail.
     fn scores(n: usize) -> impl Iterator<Item = f64> {
         (0..n).map(move |i| {
-            let u = ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64
-                / (1u64 << 53) as f64;
+            let u =
+                ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64;
             -(1.0 - u).ln()
         })
     }
@@ -223,7 +223,10 @@ mod tests {
             // For Exp(1), the (1 − α) quantile is −ln α.
             let want = -alpha.ln();
             let got = t.value();
-            assert!((got - want).abs() / want < 0.2, "α {alpha}: {got} vs {want}");
+            assert!(
+                (got - want).abs() / want < 0.2,
+                "α {alpha}: {got} vs {want}"
+            );
             let over = scores(100_000).filter(|&s| s > got).count() as f64 / 100_000.0;
             assert!(over < alpha * 2.0, "α {alpha}: {over}");
         }
