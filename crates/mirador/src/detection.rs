@@ -72,7 +72,11 @@ pub fn open(
 }
 
 /// The analysis stage for a detector: templates from its snapshot, frozen when not learning.
-pub fn analyzer(cfg: &Config, opened: Option<&mut Opened>, learn: bool) -> Result<inventory::Analyzer> {
+pub fn analyzer(
+    cfg: &Config,
+    opened: Option<&mut Opened>,
+    learn: bool,
+) -> Result<inventory::Analyzer> {
     let mut inv = cfg.inventory();
     inv.learn_templates = learn;
     let mut analyzer = inventory::Analyzer::new(inv, inventory::profile::ProfileLimits::default());
@@ -125,7 +129,10 @@ fn check_writable(path: &Path) -> Result<()> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        bail!("the folder {} does not exist; create it first", dir.display());
+        bail!(
+            "the folder {} does not exist; create it first",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -243,7 +243,10 @@ impl DetectSection {
                 self.feedback_file
             ),
         )?;
-        for (key, rules) in [("detect.suppress", &self.suppress), ("detect.allow", &self.allow)] {
+        for (key, rules) in [
+            ("detect.suppress", &self.suppress),
+            ("detect.allow", &self.allow),
+        ] {
             for r in rules {
                 if let Err(e) = r.parse::<detect::feedback::Matcher>() {
                     check(false, key, format!("rule \"{r}\": {e}"))?;
@@ -251,12 +254,22 @@ impl DetectSection {
             }
         }
         for (key, v) in [
-            ("detect.enumeration_error_ratio", self.enumeration_error_ratio),
-            ("detect.enumeration_sequential_ratio", self.enumeration_sequential_ratio),
+            (
+                "detect.enumeration_error_ratio",
+                self.enumeration_error_ratio,
+            ),
+            (
+                "detect.enumeration_sequential_ratio",
+                self.enumeration_sequential_ratio,
+            ),
             ("detect.auth_required_ratio", self.auth_required_ratio),
             ("detect.off_hours_share", self.off_hours_share),
         ] {
-            check((0.0..=1.0).contains(&v), key, "must be a share between 0 and 1")?;
+            check(
+                (0.0..=1.0).contains(&v),
+                key,
+                "must be a share between 0 and 1",
+            )?;
         }
         for (key, v) in [
             ("detect.score_floor", self.score_floor),
@@ -266,7 +279,10 @@ impl DetectSection {
             ("detect.network_distinct_users", self.network_distinct_users),
             ("detect.global_login_failures", self.global_login_failures),
             ("detect.global_failure_factor", self.global_failure_factor),
-            ("detect.global_distinct_sources", self.global_distinct_sources),
+            (
+                "detect.global_distinct_sources",
+                self.global_distinct_sources,
+            ),
             ("detect.global_distinct_users", self.global_distinct_users),
             ("detect.sharing_addresses", self.sharing_addresses),
             ("detect.sharing_networks", self.sharing_networks),
@@ -274,7 +290,10 @@ impl DetectSection {
             ("detect.scraping_objects", self.scraping_objects),
             ("detect.spike_min_per_minute", self.spike_min_per_minute),
             ("detect.spike_factor", self.spike_factor),
-            ("detect.bulk_min_bytes_per_minute", self.bulk_min_bytes_per_minute),
+            (
+                "detect.bulk_min_bytes_per_minute",
+                self.bulk_min_bytes_per_minute,
+            ),
             ("detect.bulk_response_bytes", self.bulk_response_bytes),
             ("detect.bulk_factor", self.bulk_factor),
         ] {
@@ -335,7 +354,11 @@ impl DetectSection {
         d.lifecycle.update_every_secs = self.update_every_secs;
         d.lifecycle.budget_per_hour = self.budget_per_hour;
         d.lifecycle.max_open = self.max_open_alerts;
-        d.suppress = self.suppress.iter().filter_map(|r| r.parse().ok()).collect();
+        d.suppress = self
+            .suppress
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect();
         d.allow = self.allow.iter().filter_map(|r| r.parse().ok()).collect();
         d.false_positives = false_positives;
         d.rules = detect::rules::RuleConfig {
@@ -390,8 +413,8 @@ pub fn read_false_positives(text: &str) -> Result<Vec<String>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("line {}: not JSON ({e})", i + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("line {}: not JSON ({e})", i + 1))?;
         let verdict = v.get("verdict").and_then(|x| x.as_str());
         if verdict.is_some_and(|x| x != "false_positive") {
             continue;
@@ -425,8 +448,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(keys, vec!["a", "b"]);
-        assert!(read_false_positives("{\"x\":1}").unwrap_err().contains("line 1"));
-        assert!(read_false_positives("nope").unwrap_err().contains("not JSON"));
+        assert!(read_false_positives("{\"x\":1}")
+            .unwrap_err()
+            .contains("line 1"));
+        assert!(read_false_positives("nope")
+            .unwrap_err()
+            .contains("not JSON"));
     }
 
     #[test]
@@ -441,7 +468,11 @@ mod tests {
             utc_offset: "CET".into(),
             ..Default::default()
         };
-        assert!(bad.check().unwrap_err().to_string().contains("detect.utc_offset"));
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("detect.utc_offset"));
         let bad = DetectSection {
             false_alarm_rate: 0.0,
             ..Default::default()
