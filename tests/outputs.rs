@@ -173,3 +173,114 @@ fn bad_outputs_are_refused_naming_the_key_and_the_fix() {
         assert!(r.stderr.contains(needle), "{text}: {}", r.stderr);
     }
 }
+
+/// GET on the daemon's metrics listener: the body.
+fn get_metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn run_shows_output_metrics_and_drains_the_outputs_on_sigterm() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = tempdir();
+    let (pcap, spec) = capture(dir.path());
+    let alerts = dir.path().join("siem.jsonl");
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\n\
+             [inventory]\nspec = {}\n\n\
+             [[outputs]]\nname = \"siem-file\"\ntype = \"file\"\nformat = \"ocsf\"\npath = {}\n\
+             spool_dir = {}\n",
+            toml_str(&spec),
+            toml_str(&alerts),
+            toml_str(&dir.path().join("spool"))
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .arg("-r")
+        .arg(&pcap)
+        .arg("--transactions")
+        .arg(dir.path().join("tx.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mirador run -r");
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let l2 = log.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            l2.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(30);
+    let port: u16 = loop {
+        let text = log.lock().unwrap().clone();
+        if let Some(p) = text.lines().find_map(|l| {
+            let rest = l.split("addr=127.0.0.1:").nth(1)?;
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        }) {
+            break p;
+        }
+        assert!(Instant::now() < end, "no metrics address: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let m = get_metrics(port);
+        if m.contains("mirador_alert_output_pending{output=\"siem-file\"}") {
+            break m;
+        }
+        assert!(Instant::now() < end, "no output metrics: {m}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(metrics.contains("# TYPE mirador_alert_output_acked_total counter"));
+    std::thread::sleep(Duration::from_millis(500));
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The shadow alerts raised at stop were delivered before exit, as OCSF findings.
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    let findings: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!findings.is_empty(), "{log}");
+    assert!(findings.iter().all(|f| f["class_uid"] == 2004));
+    let line = log
+        .lines()
+        .find(|l| l.contains("output siem-file:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(!line.contains("left in the spool"), "{line}");
+    assert!(!line.contains("NOT DELIVERED"), "{line}");
+}
