@@ -83,14 +83,19 @@ impl Record {
         })
     }
 
-    /// Bytes this record takes in a segment.
+    /// Bytes this record takes in a segment (at most: overlong ids are cut).
     pub fn spooled_len(&self) -> usize {
         HEADER + 16 + 4 + self.alert_id.len() + self.dedup_key.len() + self.payload.len()
     }
 }
 
+/// A u16 length and the string, cut at a character boundary to fit.
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    let mut n = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    let b = &s.as_bytes()[..n];
     out.extend_from_slice(&(b.len() as u16).to_le_bytes());
     out.extend_from_slice(b);
 }
@@ -307,7 +312,9 @@ impl Spool {
 
     /// Stages one record; [`Spool::commit`] writes what was staged.
     pub fn push(&mut self, rec: &Record) -> Pushed {
-        let need = rec.spooled_len() as u64;
+        let mut body = Vec::with_capacity(rec.spooled_len());
+        rec.encode(&mut body);
+        let need = (HEADER + body.len()) as u64;
         if need > MAX_RECORD as u64 || need > self.opts.max_bytes {
             return Pushed::TooLarge;
         }
@@ -321,13 +328,11 @@ impl Spool {
                 },
             }
         }
-        let start = self.staged.len();
-        self.staged.extend_from_slice(&[0; HEADER]);
-        rec.encode(&mut self.staged);
-        let body_len = (self.staged.len() - start - HEADER) as u32;
-        let crc = crc32fast::hash(&self.staged[start + HEADER..]);
-        self.staged[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
-        self.staged[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        self.staged
+            .extend_from_slice(&(body.len() as u32).to_le_bytes());
+        self.staged
+            .extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        self.staged.extend_from_slice(&body);
         self.staged_records += 1;
         self.bytes += need;
         self.pending += 1;
@@ -741,6 +746,22 @@ mod tests {
             s.ack(b.end, n);
         }
         got
+    }
+
+    #[test]
+    fn overlong_keys_are_cut_at_a_character_boundary_and_still_read_back() {
+        let mut s = Spool::open(opts(None, 1 << 20, WhenFull::DropNewest)).unwrap();
+        let mut r = rec(1);
+        r.dedup_key = "é".repeat(40_000);
+        assert_eq!(s.push(&r), Pushed::Stored);
+        s.commit().unwrap();
+        let b = s.next_batch(10, 1 << 20);
+        assert_eq!(b.records.len(), 1);
+        assert!(b.records[0].dedup_key.len() <= u16::MAX as usize);
+        assert!(r.dedup_key.starts_with(&b.records[0].dedup_key));
+        assert_eq!(s.counts().corrupt, 0);
+        s.ack(b.end, 1);
+        assert_eq!(s.bytes(), 0, "what was counted in is counted out");
     }
 
     #[test]
