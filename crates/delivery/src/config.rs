@@ -625,7 +625,8 @@ mod tests {
                 {"type":"hec","url":"ftp://x"},
                 {"type":"file","address":"a:1"},
                 {"type":"elasticsearch","url":"http://127.0.0.1:9200","format":"cef"},
-                {"type":"tcp","address":"nohost","tls_ca_file":"/x"}
+                {"type":"tcp","address":"nohost","tls_ca_file":"/x"},
+                {"type":"kafka","brokers":"127.0.0.1:9092","topic":"alerts"}
             ]}"#,
         )
         .unwrap();
@@ -650,6 +651,10 @@ mod tests {
         );
         assert!(
             e.contains("outputs[3].tls: TLS files are set but tls is off"),
+            "{e}"
+        );
+        assert!(
+            e.contains("outputs[4].type: \"kafka\" is not built into this sensor yet"),
             "{e}"
         );
     }
