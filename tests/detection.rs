@@ -161,7 +161,7 @@ fn records_carry_a_score_and_alerted_transactions_are_marked() {
     let (attacks, _) = traffic();
     let dir = tempdir();
     let (pcap, cfg) = write(attacks, dir.path());
-    let r = run(&[
+    let r = run([
         "replay",
         "-c",
         cfg.to_str().expect("utf-8"),
@@ -212,7 +212,7 @@ fn a_saved_model_is_restored_frozen_and_scores_alike() {
     let (attack_pcap, _) = write(attacks, attack_dir.path());
     let model = dir.path().join("model.bin");
     let cfg = cfg.to_str().expect("utf-8");
-    let r = run(&[
+    let r = run([
         "replay",
         "-c",
         cfg,
@@ -224,7 +224,7 @@ fn a_saved_model_is_restored_frozen_and_scores_alike() {
     assert!(r.status.success(), "{}", r.stderr);
     assert!(model.metadata().expect("model written").len() > 1000);
     let score_with_model = || {
-        let r = run(&[
+        let r = run([
             "replay",
             "-c",
             cfg,
@@ -249,7 +249,7 @@ fn a_saved_model_is_restored_frozen_and_scores_alike() {
         "a frozen model scores the same twice"
     );
     // Restored, the model is past its learning period at once: its threshold is finite.
-    let r = run(&[
+    let r = run([
         "replay",
         "-c",
         cfg,
@@ -262,7 +262,7 @@ fn a_saved_model_is_restored_frozen_and_scores_alike() {
     // Learn-only raised nothing, and a corrupt model is refused with the path named.
     std::fs::write(dir.path().join("bad.bin"), b"not a model").expect("write");
     let bad = dir.path().join("bad.bin");
-    let r = run(&[
+    let r = run([
         "replay",
         "--model-in",
         bad.to_str().expect("utf-8"),
@@ -274,7 +274,7 @@ fn a_saved_model_is_restored_frozen_and_scores_alike() {
         "{}",
         r.stderr
     );
-    let r = run(&[
+    let r = run([
         "replay",
         "--learn-only",
         "--no-learn",
@@ -310,7 +310,7 @@ fn a_false_positive_mark_silences_its_alert() {
     ));
     std::fs::write(&cfg, text).expect("config");
     let out = dir.path().join("alerts.jsonl");
-    let r = run(&[
+    let r = run([
         "replay",
         "-c",
         cfg.to_str().expect("utf-8"),

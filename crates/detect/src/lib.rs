@@ -307,7 +307,23 @@ impl Detect {
 
         self.params.clear();
         self.params.add_urlencoded("", query);
-        let content_type = req.head.get("content-type").unwrap_or(b"");
+        // The three headers detection reads, in one pass over the head.
+        let (mut content_type, mut host_header, mut user_agent) = (None, None, None);
+        for (name, value) in req.head.iter() {
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => {
+                    host_header = host_header.or(Some(value))
+                }
+                10 if name.eq_ignore_ascii_case(b"user-agent") => {
+                    user_agent = user_agent.or(Some(value))
+                }
+                12 if name.eq_ignore_ascii_case(b"content-type") => {
+                    content_type = content_type.or(Some(value))
+                }
+                _ => {}
+            }
+        }
+        let content_type = content_type.unwrap_or(b"");
         let body = req.body.content();
         if !body.is_empty() {
             if contains_ignore_case(content_type, b"x-www-form-urlencoded") {
@@ -347,10 +363,7 @@ impl Detect {
             }
         }
 
-        let host = req
-            .head
-            .get("host")
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let host = host_header.and_then(|h| std::str::from_utf8(h).ok());
         let method = std::str::from_utf8(req.method()).unwrap_or("(non-utf8)");
         let route = notes.route.as_deref();
         let endpoint_key = match route {
@@ -458,10 +471,7 @@ impl Detect {
             route,
             endpoint_key,
             status,
-            user_agent: req
-                .head
-                .get("user-agent")
-                .and_then(|u| std::str::from_utf8(u).ok()),
+            user_agent: user_agent.and_then(|u| std::str::from_utf8(u).ok()),
             identity,
             has_credentials: !notes.credentials.is_empty(),
             jwt_unsigned: jwt.is_some_and(|j| j.unsigned),

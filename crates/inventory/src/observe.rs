@@ -253,7 +253,8 @@ impl Inventory {
             notes.redacted_target =
                 Some(redact_query_credentials(req.target(), &notes.credentials));
         }
-        let learn = self.cfg.learn_templates && status.is_some_and(|s| s >= 100 && !names_no_route(s));
+        let learn =
+            self.cfg.learn_templates && status.is_some_and(|s| s >= 100 && !names_no_route(s));
 
         // The same path comes back again and again: remember where it went until the
         // catalogue changes.

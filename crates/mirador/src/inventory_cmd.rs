@@ -96,9 +96,10 @@ pub fn run(args: InventoryArgs) -> Result<()> {
         args.workers,
         args.no_progress,
         None,
-        Some(inv.clone()),
-        None,
-        None,
+        crate::replay::Analysis {
+            inventory: Some(inv.clone()),
+            ..Default::default()
+        },
         None,
     )?;
     let mut analyzer = inv.lock().unwrap_or_else(|e| e.into_inner());

@@ -108,9 +108,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         args.workers,
         args.no_progress,
         writer,
-        inventory,
-        detect,
-        args.model_out.as_deref(),
+        Analysis {
+            inventory,
+            detect,
+            model_out: args.model_out.as_deref(),
+        },
         (!alerts.is_empty()).then_some((spec.as_ref(), &alerts)),
     );
     // Every output drains, or its spool keeps the rest for the next start (said on stderr).
@@ -123,19 +125,31 @@ pub fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>> {
     files.iter().map(|f| Ok(FileReader::open(f)?)).collect()
 }
 
-/// Runs capture files through the pipeline: records to `writer`, transactions into
-/// `inventory`, the summary on stderr.
+/// The analysis stage of a replay: the inventory, detection (which needs it) and where the
+/// model is saved at the end.
+#[derive(Default)]
+pub struct Analysis<'a> {
+    pub inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
+    pub detect: Option<Arc<Mutex<detect::Detect>>>,
+    pub model_out: Option<&'a std::path::Path>,
+}
+
+/// Runs capture files through the pipeline: records to `writer`, transactions into the
+/// analysis, alerts to the outputs, the summary on stderr.
 pub fn process(
     cfg: &Config,
     readers: Vec<FileReader>,
     workers: Option<usize>,
     no_progress: bool,
     mut writer: Option<RecordWriter>,
-    inventory: Option<Arc<Mutex<inventory::Analyzer>>>,
-    detect: Option<Arc<Mutex<detect::Detect>>>,
-    model_out: Option<&std::path::Path>,
+    analysis: Analysis<'_>,
     alerts: Option<(Option<&inventory::spec::Spec>, &::delivery::Outputs)>,
 ) -> Result<()> {
+    let Analysis {
+        inventory,
+        detect,
+        model_out,
+    } = analysis;
     let total_len: u64 = readers.iter().filter_map(|r| r.file_len()).sum();
     let progress = (!no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total_len);
