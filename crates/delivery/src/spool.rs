@@ -43,7 +43,8 @@ pub enum WhenFull {
     /// The new record is dropped.
     #[default]
     DropNewest,
-    /// The oldest segment not yet acknowledged is dropped to make room.
+    /// The oldest segment the sender has not started reading is dropped to make room (the
+    /// batch in flight is kept: an alert is delivered or counted as dropped, never both).
     DropOldest,
 }
 
@@ -343,49 +344,47 @@ impl Spool {
         }
     }
 
-    /// Drops the oldest segment (sealing the active one first if it is the only one); the
-    /// records dropped, `None` when there is nothing to drop.
+    /// Drops the oldest segment the sender has not started reading (sealing the active one
+    /// first when it is that one): what the sender holds in flight is never dropped, so an
+    /// alert is either delivered or counted as dropped, not both. The records dropped; `None`
+    /// when there is nothing to drop.
     fn drop_oldest(&mut self) -> Option<u64> {
-        if self.segs.len() == 1 {
-            self.seal_active();
+        let read = self.read;
+        let untouched =
+            |s: &Segment| s.id > read.seg || (s.id == read.seg && read.off == 0 && s.done == 0);
+        let mut idx = self.segs.iter().position(untouched);
+        if idx.is_some_and(|i| i + 1 == self.segs.len()) {
+            if self.segs.back().is_some_and(|s| s.len > 0) {
+                self.seal_active();
+            } else {
+                idx = None;
+            }
         }
-        if self.segs.len() < 2 {
-            // Only staged records: drop those.
+        let Some(i) = idx else {
+            // Nothing written is droppable: the records staged in this burst go.
             if self.staged_records == 0 {
                 return None;
             }
             let n = self.staged_records;
-            self.bytes -= self.staged.len() as u64;
-            self.pending -= n;
+            self.bytes = self.bytes.saturating_sub(self.staged.len() as u64);
+            self.pending = self.pending.saturating_sub(n);
             self.staged.clear();
             self.staged_records = 0;
             return Some(n);
-        }
-        let seg = self.segs.pop_front()?;
+        };
+        let seg = self.segs.remove(i)?;
         self.bytes = self
             .bytes
             .saturating_sub(seg.len.saturating_sub(seg.acked_off));
-        let left = seg.records.saturating_sub(seg.done);
-        self.pending = self.pending.saturating_sub(left);
-        // Records of it not yet read were unread.
-        let unread_in_seg = if self.read.seg == seg.id {
-            count_records(&seg, self.read.off)
-        } else if self.read.seg < seg.id {
-            left
-        } else {
-            0
-        };
-        self.unread = self.unread.saturating_sub(unread_in_seg);
+        let n = seg.records.saturating_sub(seg.done);
+        self.pending = self.pending.saturating_sub(n);
+        self.unread = self.unread.saturating_sub(n);
         if let Some(dir) = &self.opts.dir {
             let _ = fs::remove_file(seg_path(dir, seg.id));
         }
-        let next = self.segs.front().map_or(self.next_id, |s| s.id);
-        let c = Cursor { seg: next, off: 0 };
-        self.ack = self.ack.max(c);
-        self.read = self.read.max(c);
-        self.ack_dirty = true;
-        self.persist_ack(true);
-        Some(left)
+        // The read cursor goes on with the next segment by itself (it looks for the first
+        // segment at or after its own).
+        Some(n)
     }
 
     /// Seals the active segment: later records go to a new one.

@@ -61,6 +61,7 @@ impl Receiver {
 
     /// Listens with the given state (a restart after an outage keeps what was received).
     pub fn start_with(port: u16, state: Arc<Mutex<State>>) -> Receiver {
+        let port = if port == 0 { free_port() } else { port };
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -303,10 +304,18 @@ async fn handle(
     }
 }
 
-/// A port nothing listens on (bound then released).
+/// A port nothing listens on (bound then released), never the same twice in this test
+/// process: tests run in parallel, and a port one test expects to be down must not become
+/// another test's receiver.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 pub fn ctx() -> sinks::siem::EncodeContext {
