@@ -239,6 +239,62 @@ export_path = "{o}/inventory.json"
 export_interval_secs = 60
 export_format = "openapi-yaml"
 
+
+[detect]
+enabled = true
+false_alarm_rate = 0.01
+score_floor = 5.0
+learning_transactions = 1000
+persistence_k = 3
+persistence_n = 10
+model_trees = 16
+model_depth = 9
+model_window = 2048
+model_path = ""
+snapshot_interval_secs = 600
+feedback_file = ""
+suppress = ["detector=detect.scraping; client=10.0.0.0/8"]
+allow = ["route=GET /api/v1/health"]
+close_after_secs = 600
+update_every_secs = 120
+budget_per_hour = 100
+max_open_alerts = 5000
+login_paths = ["login", "oauth/token"]
+client_login_failures = 10.0
+client_distinct_users = 5.0
+network_login_failures = 25.0
+network_distinct_users = 12.0
+global_login_failures = 15.0
+global_failure_factor = 3.0
+global_distinct_sources = 6.0
+global_distinct_users = 8.0
+sharing_addresses = 6.0
+sharing_networks = 4.0
+enumeration_objects = 20.0
+enumeration_error_ratio = 0.4
+enumeration_sequential_ratio = 0.5
+scraping_objects = 200.0
+spike_min_per_minute = 25.0
+spike_factor = 8.0
+spike_learning_minutes = 30
+exposure_learning_responses = 50
+exposure_sample_every = 4
+bulk_min_bytes_per_minute = 1000000.0
+bulk_response_bytes = 50000.0
+bulk_factor = 12.0
+auth_learning_calls = 100
+auth_learning_secs = 3600
+auth_required_ratio = 0.99
+token_expiry_skew_secs = 30
+off_hours_share = 0.02
+off_hours_requests = 30
+off_hours_learning_hours = 24
+utc_offset = "+01:00"
+evasion_anomalies = ["te_cl_conflict", "duplicate_host"]
+max_clients = 50000
+max_identities = 50000
+max_pairs = 100000
+max_endpoints = 5000
 [output]
 transactions = "{o}/tx.json"
 alerts = "-"

@@ -800,3 +800,72 @@ fn run_reads_capture_files_through_the_live_path() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// The daemon saves its detection model at shutdown and carries on from it at the next start
+/// (a restart does not relearn from zero).
+#[test]
+fn the_daemon_saves_its_model_and_restores_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("model.bin");
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[detect]\nmodel_path = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\n",
+            model.display()
+        ),
+    )
+    .expect("config");
+    let capture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/loopback-api.pcap");
+    let once = || {
+        let tx = dir.path().join("tx.jsonl");
+        let mut child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .arg("-r")
+            .arg(&capture)
+            .arg("--transactions")
+            .arg(&tx)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mirador run -r");
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        let child = KillOnDrop(child);
+        let metrics = metrics_port(&stderr);
+        wait_for("the file's transactions", || {
+            metric(metrics, "mirador_records_written_total").unwrap_or(0) >= 10
+        });
+        signal(&child, "TERM");
+        let mut child = child;
+        let status = child.wait().expect("wait");
+        let log = stderr.lock().expect("lock").clone();
+        assert_eq!(status.code(), Some(0), "{log}");
+        let scored = std::fs::read_to_string(&tx)
+            .expect("tx")
+            .lines()
+            .filter(|l| l.contains("\"anomaly\":{\"score\":"))
+            .count();
+        assert!(scored >= 10, "records carry scores");
+        log
+    };
+    let first = once();
+    assert!(first.contains("model saved"), "{first}");
+    assert!(!first.contains("model restored"), "{first}");
+    let size = std::fs::metadata(&model).expect("model written").len();
+    assert!(size > 1000, "{size}");
+    let second = once();
+    assert!(second.contains("model restored"), "{second}");
+    // It learnt on from where the first run stopped.
+    let learnt = |log: &str| -> u64 {
+        log.lines()
+            .find(|l| l.contains("model restored"))
+            .and_then(|l| l.split("learnt=").nth(1))
+            .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(learnt(&second) >= 10, "{second}");
+}

@@ -270,6 +270,11 @@ impl Detect {
         self.spec_status = Table::new(self.cfg.rules.max_endpoints);
     }
 
+    /// Transactions the model has learnt (across restores).
+    pub fn learnt(&self) -> u64 {
+        self.model.learnt
+    }
+
     /// The current alarm threshold of the model (infinite while it learns).
     pub fn threshold(&self) -> f64 {
         self.model.threshold.value()

@@ -1684,7 +1684,7 @@ mod tests {
         assert_eq!(
             msg,
             "zzz: unknown section; the sections are capture, decode, flow, http, pipeline, \
-             inventory, output, metrics, log, run (line 1)"
+             inventory, detect, output, metrics, log, run (line 1)"
         );
         assert_eq!(
             err("max_flows = 5\n"),
@@ -1971,7 +1971,7 @@ mod tests {
             ),
             (
                 &[("MIRADOR_ZZZ__QQQ", "")],
-                "MIRADOR_ZZZ__QQQ: unknown section `zzz`; the sections are capture, decode, flow, http, pipeline, inventory, output, metrics, log, run",
+                "MIRADOR_ZZZ__QQQ: unknown section `zzz`; the sections are capture, decode, flow, http, pipeline, inventory, detect, output, metrics, log, run",
             ),
             (
                 &[("MIRADOR_FLOW__MAX_FLOWS", "lots")],

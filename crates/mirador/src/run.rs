@@ -345,6 +345,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         model_path.as_deref().filter(|p| p.is_file()),
         model_path.as_deref(),
     )?;
+    if let (Some(o), Some(path)) = (&opened, &model_path) {
+        if o.catalogue.is_some() {
+            info!(path = %path.display(), learnt = o.detect.learnt(), "model restored");
+        }
+    }
     let inventory = if cfg.inventory.enabled {
         let a = crate::detection::analyzer(&cfg, opened.as_mut(), true)?;
         Some(Arc::new(Mutex::new(a)))
