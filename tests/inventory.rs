@@ -1223,6 +1223,8 @@ fn op_set(doc: &Value) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// The inventory's own shadow check (detection off: with it on, detection raises shadow
+/// endpoints at their first call, tested in `tests/detection.rs`).
 #[test]
 fn daemon_writes_the_inventory_and_raises_shadow_alerts() {
     let t = traffic();
@@ -1235,6 +1237,7 @@ fn daemon_writes_the_inventory_and_raises_shadow_alerts() {
         format!(
             "[pipeline]\nqueue_batches = 4096\n[metrics]\nlisten = \"127.0.0.1:0\"\n[run]\nuser = \"\"\nallow_root = true\n\
              [inventory]\nspec = {}\nexport_path = {}\nexport_interval_secs = 1\nexport_format = \"openapi-json\"\n\
+             [detect]\nenabled = false\n\
              [output]\nalerts = {}\n",
             toml_str(&f.spec),
             toml_str(&export),
