@@ -216,6 +216,30 @@ mod tests {
     }
 
     #[test]
+    fn rotates_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.json");
+        let mut cfg = OutputConfig::new(OutputType::File);
+        cfg.path = Some(path.display().to_string());
+        cfg.rotate_secs = Some(1);
+        cfg.compress = Some(false);
+        let mut f = FileOut::open(&cfg).unwrap();
+        let (a, b) = (rec(1), rec(2));
+        f.send(&[&a]).unwrap();
+        f.send(&[&a]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        f.send(&[&b]).unwrap();
+        let rotated: Vec<PathBuf> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| *p != path)
+            .collect();
+        assert_eq!(rotated.len(), 1, "{rotated:?}");
+        assert_eq!(fs::read_to_string(&rotated[0]).unwrap().lines().count(), 2);
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    #[test]
     fn rotates_by_size_compresses_and_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.json");
