@@ -120,7 +120,10 @@ fn named_values(s: &str) -> Cow<'_, str> {
                 e += 1;
             }
             let is_url_scheme = b[i] == b':' && b.get(i + 1) == Some(&b'/');
-            if e > v && !is_url_scheme && secret_name(name) && &s[v..e] != MASK {
+            // `name: word` after a colon and a space is prose ("authentication: reject ...")
+            // unless the word looks like a secret.
+            let prose = b[i] == b':' && v > i + 1 && !looks_secret(&s[v..e]);
+            if e > v && !is_url_scheme && !prose && secret_name(name) && &s[v..e] != MASK {
                 let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
                 o.push_str(&s[copied..v]);
                 o.push_str(MASK);
@@ -138,6 +141,18 @@ fn named_values(s: &str) -> Cow<'_, str> {
             Cow::Owned(o)
         }
     }
+}
+
+/// Long enough and with digits, mixed case or token punctuation: not an English word.
+fn looks_secret(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = b.iter().any(u8::is_ascii_digit);
+    let upper = b.iter().any(u8::is_ascii_uppercase);
+    let lower = b.iter().any(u8::is_ascii_lowercase);
+    let marks = b
+        .iter()
+        .any(|c| matches!(c, b'-' | b'_' | b'.' | b'+' | b'/' | b'='));
+    b.len() >= 8 && (digits || (upper && lower) || marks)
 }
 
 fn is_name_end(c: u8) -> bool {
@@ -250,5 +265,15 @@ mod tests {
         ] {
             let _ = text(s, true);
         }
+    }
+
+    #[test]
+    fn prose_after_a_colon_is_not_a_secret() {
+        let action =
+            "Fix the endpoint's authentication: reject missing, unsigned and expired tokens.";
+        assert_eq!(text(action, true), action);
+        assert!(!text("Authorization: Bearer eyJhbGciOi.x.y", false).contains("eyJhbGciOi"));
+        assert!(!text("session: 9f8e7d6c5b4a", false).contains("9f8e7d6c5b4a"));
+        assert!(!text("password=hunter", false).contains("hunter"));
     }
 }

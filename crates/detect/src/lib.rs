@@ -149,7 +149,7 @@ impl std::fmt::Debug for Detect {
 }
 
 /// Bytes of a sampled response scanned for sensitive data.
-const RESPONSE_SCAN: usize = 64 * 1024;
+const RESPONSE_SCAN: usize = 16 * 1024;
 
 /// Alerts waiting in the outbox at most; more are dropped and counted (the binary drains it
 /// after every batch, so this only bounds a stalled consumer).

@@ -452,6 +452,11 @@ fn baseline(scope: &str, key: &str, window: &str, samples: u64) -> Baseline {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ClientState {
+    /// Fingerprint of the last user agent, and whether it is a tool's.
+    #[serde(skip)]
+    agent: u64,
+    #[serde(skip)]
+    automated: bool,
     #[serde(skip)]
     login_failures: Damped,
     #[serde(skip)]
@@ -955,7 +960,19 @@ impl Rules {
             .objects
             .insert(now, object_hash ^ c.endpoint_key, Scale::M10);
         let objects = client.objects.estimate(now, Scale::M10);
-        let automated = is_automation(c.user_agent);
+        // Whether the user agent is a tool: cached per client while its user agent stays the
+        // same (matching the list costs more than the rest of the detector).
+        let fingerprint = c.user_agent.map_or(0, |ua| {
+            let b = ua.as_bytes();
+            let head = b.iter().take(8).fold(0u64, |h, &x| h << 8 | u64::from(x));
+            let tail = b.iter().rev().take(8).fold(0u64, |h, &x| h << 8 | u64::from(x));
+            (b.len() as u64) ^ head.rotate_left(17) ^ tail.rotate_left(41) ^ 1
+        });
+        if client.agent != fingerprint || fingerprint == 0 {
+            client.agent = fingerprint;
+            client.automated = is_automation(c.user_agent);
+        }
+        let automated = client.automated;
         if objects >= cfg.scraping_objects && (automated || objects >= 3.0 * cfg.scraping_objects) {
             let served = (c.endpoint_objects)();
             let coverage = if served > 0.0 {
