@@ -965,7 +965,11 @@ impl Rules {
         let fingerprint = c.user_agent.map_or(0, |ua| {
             let b = ua.as_bytes();
             let head = b.iter().take(8).fold(0u64, |h, &x| h << 8 | u64::from(x));
-            let tail = b.iter().rev().take(8).fold(0u64, |h, &x| h << 8 | u64::from(x));
+            let tail = b
+                .iter()
+                .rev()
+                .take(8)
+                .fold(0u64, |h, &x| h << 8 | u64::from(x));
             (b.len() as u64) ^ head.rotate_left(17) ^ tail.rotate_left(41) ^ 1
         });
         if client.agent != fingerprint || fingerprint == 0 {
