@@ -166,7 +166,7 @@ fn receiver_down_then_back_gets_every_alert() {
     let a = alerts("outage", 500);
     out.submit(&a[..250]);
     // Down: connection refused, retried.
-    assert!(wait_until(Duration::from_secs(10), || out.metrics()[0]
+    assert!(wait_until(Duration::from_secs(30), || out.metrics()[0]
         .1
         .retried
         > 0));
@@ -192,10 +192,16 @@ fn receiver_answering_503_then_recovering_loses_nothing() {
     let out = Outputs::start(&[bulk(&r.url())], &ctx()).unwrap();
     let a = alerts("busy", 120);
     out.submit(&a);
-    assert!(wait_until(Duration::from_secs(10), || out.metrics()[0]
+    // Some were refused and retried (how many attempts fit in the wait depends on the load).
+    assert!(wait_until(Duration::from_secs(30), || out.metrics()[0]
         .1
         .retried
-        >= 120));
+        > 0));
+    assert_eq!(
+        out.metrics()[0].1.acked,
+        0,
+        "nothing acknowledged while busy"
+    );
     r.with(|s| s.status = None);
     let left = out.finish(Some(Instant::now() + Duration::from_secs(30)));
     assert_eq!(left[0].metrics.acked, 120);
@@ -216,7 +222,7 @@ fn full_spool_drop_newest_keeps_the_first_and_counts_the_rest() {
         out.submit(chunk);
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(wait_until(Duration::from_secs(10), || {
+    assert!(wait_until(Duration::from_secs(30), || {
         let m = &out.metrics()[0].1;
         m.pending + m.dropped == 3000
     }));
@@ -248,7 +254,7 @@ fn full_spool_drop_oldest_keeps_the_newest_and_counts_the_rest() {
         out.submit(chunk);
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(wait_until(Duration::from_secs(10), || {
+    assert!(wait_until(Duration::from_secs(30), || {
         let m = &out.metrics()[0].1;
         m.pending + m.dropped >= 3000
     }));
@@ -376,7 +382,7 @@ fn a_damaged_spool_record_is_skipped_and_counted_and_the_rest_delivered() {
     let a = alerts("damaged", 50);
     let out = Outputs::start(std::slice::from_ref(&c), &ctx()).unwrap();
     out.submit(&a);
-    assert!(wait_until(Duration::from_secs(10), || out.metrics()[0]
+    assert!(wait_until(Duration::from_secs(30), || out.metrics()[0]
         .1
         .retried
         > 0));

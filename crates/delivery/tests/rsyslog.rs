@@ -40,7 +40,7 @@ fn rsyslog_tcp_octet_counted_with_an_outage() {
     assert!(wait_until(Duration::from_secs(20), || rs.ids().len() == 200));
     rs.stop();
     out.submit(&a[200..]);
-    assert!(wait_until(Duration::from_secs(10), || out.metrics()[0]
+    assert!(wait_until(Duration::from_secs(30), || out.metrics()[0]
         .1
         .retried
         > 0));
@@ -115,7 +115,7 @@ fn rsyslog_tls_refuses_a_server_the_ca_did_not_sign() {
     c.tls_ca_file = Some(certs.other_ca.display().to_string());
     let out = Outputs::start(&[c], &ctx()).unwrap();
     out.submit(&[alert("rsyslog-badca", 0, "bola", 95)]);
-    assert!(wait_until(Duration::from_secs(10), || out.metrics()[0]
+    assert!(wait_until(Duration::from_secs(30), || out.metrics()[0]
         .1
         .retried
         >= 2));
