@@ -646,8 +646,12 @@ impl Rules {
             .collect();
     }
 
-    /// Uses a new config's thresholds, keeping what was learnt.
+    /// Uses a new config's thresholds, keeping what was learnt (login endpoints are decided
+    /// again under the new `login_paths`).
     pub fn set_config(&mut self, cfg: RuleConfig) {
+        if cfg.login_paths != self.cfg.login_paths {
+            self.endpoints.for_each_mut(|e| e.login = 0);
+        }
         self.cfg = cfg;
         self.resolve();
     }
@@ -1819,6 +1823,17 @@ mod tests {
             run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![OFF_HOURS.id]);
+    }
+
+    #[test]
+    fn a_new_login_path_list_applies_to_known_endpoints() {
+        let mut r = Rules::new(RuleConfig::default());
+        assert!(!r.is_login(9, b"/api/v1/connect"));
+        r.set_config(RuleConfig {
+            login_paths: vec!["connect".into()],
+            ..Default::default()
+        });
+        assert!(r.is_login(9, b"/api/v1/connect"));
     }
 
     #[test]

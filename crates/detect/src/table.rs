@@ -103,6 +103,13 @@ impl<V> Table<V> {
         self.clock.retain(|k| map.contains_key(k));
     }
 
+    /// Changes every entry in place (no reordering, no eviction).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut V)) {
+        for slot in self.map.values_mut() {
+            f(&mut slot.value);
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.clock
             .iter()
