@@ -21,9 +21,7 @@ pub mod rules;
 pub mod table;
 pub mod threshold;
 
-use std::net::IpAddr;
-
-use features::entity::{client_network, key_hash};
+use features::entity::{client_network, ip_key, key_hash};
 use features::injection::{self, Detection};
 use serde::{Deserialize, Serialize};
 use sinks::alert::{Alert, Attack, Baseline, Contribution, Explanation};
@@ -412,7 +410,7 @@ impl Detect {
         let identity = credential.map(|c| {
             let id = c.subject_hash.unwrap_or(c.secret);
             let key = u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default());
-            (key, id.to_hex())
+            (key, id)
         });
         let jwt = credential.and_then(|c| c.jwt.as_deref());
         let now_secs = (now / NS) as i64;
@@ -684,8 +682,10 @@ fn shadow(
     let (method, template) = route.split_once(' ')?;
     let host = ctx
         .host
-        .map(host_without_port)
-        .map(str::to_ascii_lowercase)
+        .map(|h| {
+            String::from_utf8_lossy(sinks::ecs::split_host_port(h.as_bytes()).0)
+                .to_ascii_lowercase()
+        })
         .unwrap_or_else(|| ctx.server.to_string());
     let key = key_hash(format!("{host}\0{route}").as_bytes());
     let status = *cache.entry(key, || {
@@ -749,13 +749,6 @@ fn shadow(
     Some((hash, a))
 }
 
-fn ip_key(ip: IpAddr) -> u64 {
-    match ip {
-        IpAddr::V4(v4) => key_hash(&v4.octets()),
-        IpAddr::V6(v6) => key_hash(&v6.octets()),
-    }
-}
-
 /// Bytes of ordinary paths (letters, digits, `/ . - _ ~ + , : @ =`): nothing to scan.
 fn is_plain_path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
@@ -765,17 +758,6 @@ fn is_plain_path_byte(b: u8) -> bool {
         )
 }
 
-/// `host:port` → `host`; `[v6]:port` → `v6`.
-fn host_without_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
 /// What the reference spec says of a route, cached per host and route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SpecStatus {
@@ -783,9 +765,12 @@ enum SpecStatus {
     Known,
 }
 
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+/// `needle` occurs in `hay`, ASCII case ignored (an empty needle never does).
+pub(crate) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The user name a login tried: the Basic user, else a body or query field named like one.

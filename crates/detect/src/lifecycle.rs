@@ -45,6 +45,15 @@ struct Episode {
     emitted_at: u64,
 }
 
+impl Episode {
+    /// An update is sent when the count doubled since the last revision sent, or after a quiet
+    /// interval with new occurrences.
+    fn update_due(&self, count: u64, now_ns: u64, cfg: &LifecycleConfig) -> bool {
+        count >= self.emitted_count.saturating_mul(2)
+            || now_ns.saturating_sub(self.emitted_at) >= cfg.update_every_secs * NS
+    }
+}
+
 /// Counters of the alert lifecycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleStats {
@@ -120,9 +129,7 @@ impl Episodes {
         self.folded = false;
         if let Some(ep) = self.open.get_mut(&key) {
             let count = ep.alert.count + 1;
-            let doubled = count >= ep.emitted_count.saturating_mul(2);
-            let quiet = now_ns.saturating_sub(ep.emitted_at) >= self.cfg.update_every_secs * NS;
-            if doubled || quiet {
+            if ep.update_due(count, now_ns, &self.cfg) {
                 return true;
             }
             ep.alert.count = count;
@@ -161,9 +168,7 @@ impl Episodes {
                 evidence,
                 ..found
             };
-            let doubled = count >= ep.emitted_count.saturating_mul(2);
-            let quiet = now_ns.saturating_sub(ep.emitted_at) >= self.cfg.update_every_secs * NS;
-            if doubled || quiet {
+            if ep.update_due(count, now_ns, &self.cfg) {
                 ep.revision += 1;
                 ep.emitted_count = count;
                 ep.emitted_at = now_ns;

@@ -19,6 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use features::entity::key_hash;
+
 use crate::table::Table;
 
 /// Samples after which old ones weigh less than new ones (exponential forgetting).
@@ -125,12 +127,6 @@ fn icd(value: &[u8]) -> [f64; 6] {
     out
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 impl ParamModel {
     fn new(name: &str) -> Self {
         ParamModel {
@@ -176,7 +172,7 @@ impl ParamModel {
         self.new_byte_values =
             self.new_byte_values * (1.0 - weight) + f64::from(u8::from(brought_new));
         if let Some(tokens) = &mut self.tokens {
-            let h = fnv(value);
+            let h = key_hash(value);
             if !tokens.contains(&h) {
                 if tokens.len() >= MAX_TOKENS {
                     self.tokens = None;
@@ -252,7 +248,7 @@ impl ParamModel {
         // took one value is a constant that may well change (a date, a version): not news.
         let enumeration = match &self.tokens {
             Some(tokens) if tokens.len() >= 2 && self.n >= 4.0 * tokens.len() as f64 + 16.0 => {
-                if tokens.contains(&fnv(value)) {
+                if tokens.contains(&key_hash(value)) {
                     0.0
                 } else {
                     3.0

@@ -288,8 +288,8 @@ pub struct Ctx<'a> {
     pub endpoint_key: u64,
     pub status: Option<u16>,
     pub user_agent: Option<&'a str>,
-    /// The credential's entity key and hex hash (subject when it names one).
-    pub identity: Option<(u64, String)>,
+    /// The credential's entity key and keyed hash (of its subject when it names one).
+    pub identity: Option<(u64, features::auth::IdHash)>,
     pub has_credentials: bool,
     pub jwt_unsigned: bool,
     /// Seconds since the token's `exp`, when it had expired at the request's time.
@@ -381,7 +381,7 @@ impl Ctx<'_> {
             client: Client {
                 ip: Some(self.client),
                 port: Some(self.client_port),
-                identity: self.identity.as_ref().map(|(_, hex)| hex.clone()),
+                identity: self.identity.map(|(_, id)| id.to_hex()),
                 user_agent: self.user_agent.map(String::from),
             },
             server: Server {
@@ -604,10 +604,9 @@ pub fn is_automation(user_agent: Option<&str>) -> bool {
         Some(ua) => {
             let ua = ua.as_bytes();
             ua.is_empty()
-                || AUTOMATION.iter().any(|a| {
-                    ua.windows(a.len())
-                        .any(|w| w.eq_ignore_ascii_case(a.as_bytes()))
-                })
+                || AUTOMATION
+                    .iter()
+                    .any(|a| crate::contains_ignore_case(ua, a.as_bytes()))
         }
     }
 }
@@ -707,7 +706,7 @@ impl Rules {
         if ep.login == 0 {
             let login = paths.iter().any(|p| {
                 let p = p.as_bytes();
-                !p.is_empty() && path.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
+                crate::contains_ignore_case(path, p)
             });
             ep.login = if login { 2 } else { 1 };
         }
@@ -902,7 +901,7 @@ impl Rules {
     }
 
     fn sharing(&mut self, c: &Ctx, admit: &mut dyn FnMut(u64) -> bool, out: &mut Found) {
-        let Some((key, hex)) = &c.identity else {
+        let Some((key, credential)) = &c.identity else {
             return;
         };
         let now = c.now_ns;
@@ -921,8 +920,9 @@ impl Rules {
         let cfg = &self.cfg;
         if addresses >= cfg.sharing_addresses && networks >= cfg.sharing_networks {
             let score = if agents >= 3.0 { 75 } else { 65 };
-            let key = c.dedup(&SHARING, "identity", hex);
+            let key = crate::lifecycle::dedup_hash(SHARING.id, "identity", &[&credential.0]);
             if admit(key) {
+                let hex = &credential.to_hex();
                 let mut a = c.alert(&SHARING, "identity", hex, score, 0.8);
                 a.title = "One credential used from many addresses".to_string();
                 a.summary = format!(
@@ -1474,7 +1474,7 @@ impl Rules {
         admit: &mut dyn FnMut(u64) -> bool,
         out: &mut Found,
     ) {
-        let Some((key, hex)) = &c.identity else {
+        let Some((key, credential)) = &c.identity else {
             return;
         };
         let cfg = &self.cfg;
@@ -1521,8 +1521,9 @@ impl Rules {
         let bulk = f64::from(cfg.off_hours_requests).max(usual_hour);
         if share < cfg.off_hours_share && f64::from(id.hour_requests) >= bulk {
             id.hour_alerted = true;
-            let key = c.dedup(&OFF_HOURS, "identity", hex);
+            let key = crate::lifecycle::dedup_hash(OFF_HOURS.id, "identity", &[&credential.0]);
             if admit(key) {
+                let hex = &credential.to_hex();
                 let mut a = c.alert(&OFF_HOURS, "identity", hex, 60, 0.7);
                 a.title =
                     format!("Bulk access at {hour_of_day:02}:00, outside the identity's hours");
@@ -1678,7 +1679,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..12u64 {
             let mut c = ctx(i * 10, &format!("198.51.{}.7", 10 + i));
-            c.identity = Some((99, "ab".repeat(16)));
+            c.identity = Some((99, features::auth::IdHash([0xab; 16])));
             c.has_credentials = true;
             run(&mut r, &c, &mut out);
         }
@@ -1811,7 +1812,7 @@ mod tests {
             for hour in 9..17u64 {
                 for k in 0..10u64 {
                     let mut c = ctx(day * 86_400 + hour * 3600 + k * 300, "192.0.2.80");
-                    c.identity = Some((5, "cd".repeat(16)));
+                    c.identity = Some((5, features::auth::IdHash([0xcd; 16])));
                     run(&mut r, &c, &mut out);
                 }
             }
@@ -1819,7 +1820,7 @@ mod tests {
         assert!(out.is_empty(), "{:?}", ids(&out));
         for k in 0..40u64 {
             let mut c = ctx(2 * 86_400 + 3 * 3600 + k * 30, "192.0.2.80");
-            c.identity = Some((5, "cd".repeat(16)));
+            c.identity = Some((5, features::auth::IdHash([0xcd; 16])));
             run(&mut r, &c, &mut out);
         }
         assert_eq!(ids(&out), vec![OFF_HOURS.id]);

@@ -712,6 +712,14 @@ pub fn client_network(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The entity key of an address (its octets through [`key_hash`]).
+pub fn ip_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => key_hash(&v4.octets()),
+        IpAddr::V6(v6) => key_hash(&v6.octets()),
+    }
+}
+
 /// A fast 64-bit hash of key bytes, the same on every run and platform (little-endian words, a
 /// multiply-xorshift round each, a SplitMix64 finish). Not keyed: not meant to resist inputs
 /// crafted to collide.

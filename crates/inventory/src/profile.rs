@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use features::entity::{
-    client_network, key_hash, EntityFeatures, EntityKind, EntityTable, Event, TableStats,
+    client_network, ip_key, key_hash, EntityFeatures, EntityKind, EntityTable, Event, TableStats,
 };
 
 use features::tx::{self, TxFeatures, TxInput};
@@ -153,10 +153,6 @@ impl Profiler {
             error: status.is_some_and(|s| s >= 400),
             auth_failure: matches!(status, Some(401 | 403)),
             bytes_out: resp.map_or(0, |r| r.body.len),
-        };
-        let ip_key = |ip: IpAddr| match ip {
-            IpAddr::V4(v4) => key_hash(&v4.octets()),
-            IpAddr::V6(v6) => key_hash(&v6.octets()),
         };
         let client_key = ip_key(client);
         self.clients.update(client_key, &event);

@@ -31,7 +31,7 @@ fn authority(req: &Request) -> Option<(&[u8], Option<u16>)> {
 }
 
 /// Host and port of a Host header value (`h`, `h:p`, `[v6]:p`); a bare IPv6 has no port.
-pub(crate) fn split_host_port(raw: &[u8]) -> (&[u8], Option<u16>) {
+pub fn split_host_port(raw: &[u8]) -> (&[u8], Option<u16>) {
     if let Some(rest) = raw.strip_prefix(b"[") {
         if let Some(end) = rest.iter().position(|&b| b == b']') {
             let port = rest[end + 1..].strip_prefix(b":").and_then(parse_port);
