@@ -113,7 +113,20 @@ impl OutputType {
                 "tls_verify",
                 "tls_server_name",
             ],
-            OutputType::Kafka => &["brokers", "topic"],
+            OutputType::Kafka => &[
+                "brokers",
+                "topic",
+                "compression",
+                "tls",
+                "tls_ca_file",
+                "tls_cert_file",
+                "tls_key_file",
+                "tls_verify",
+                "sasl_mechanism",
+                "username",
+                "password",
+                "kafka_properties",
+            ],
         }
     }
 }
@@ -163,6 +176,9 @@ pub const KEYS: &[&str] = &[
     "headers",
     "brokers",
     "topic",
+    "compression",
+    "sasl_mechanism",
+    "kafka_properties",
 ];
 
 fn default_queue() -> usize {
@@ -281,8 +297,16 @@ pub struct OutputConfig {
     pub headers: Option<BTreeMap<String, String>>,
 
     // kafka
+    /// Bootstrap brokers, `host:port[,host:port...]`.
     pub brokers: Option<String>,
     pub topic: Option<String>,
+    /// Batch compression: none, gzip, snappy, lz4, zstd.
+    pub compression: Option<String>,
+    /// SASL over the connection (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with `username` and
+    /// `password`.
+    pub sasl_mechanism: Option<String>,
+    /// Further librdkafka settings, passed as they are (not those the keys above set).
+    pub kafka_properties: Option<BTreeMap<String, String>>,
 }
 
 fn default_level() -> Level {
@@ -336,6 +360,9 @@ impl OutputConfig {
             headers: None,
             brokers: None,
             topic: None,
+            compression: None,
+            sasl_mechanism: None,
+            kafka_properties: None,
         }
     }
 
@@ -392,7 +419,7 @@ impl OutputConfig {
 
     /// The keys set that the type does not take.
     fn stray_keys(&self) -> Vec<&'static str> {
-        let set: [(&'static str, bool); 25] = [
+        let set: [(&'static str, bool); 28] = [
             ("path", self.path.is_some()),
             ("truncate", self.truncate.is_some()),
             ("rotate_bytes", self.rotate_bytes.is_some()),
@@ -418,6 +445,9 @@ impl OutputConfig {
             ("headers", self.headers.is_some()),
             ("brokers", self.brokers.is_some()),
             ("topic", self.topic.is_some()),
+            ("compression", self.compression.is_some()),
+            ("sasl_mechanism", self.sasl_mechanism.is_some()),
+            ("kafka_properties", self.kafka_properties.is_some()),
         ];
         let own = self.kind.own_keys();
         set.into_iter()
@@ -475,12 +505,6 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
                 }
             },
         };
-        if o.kind == OutputType::Kafka {
-            err(
-                "type",
-                "\"kafka\" is not built into this sensor yet; use hec, elasticsearch, webhook, tcp or file".to_string(),
-            );
-        }
         if matches!(o.kind, OutputType::Elasticsearch | OutputType::Webhook) && !format.is_json() {
             err(
                 "format",
@@ -570,7 +594,12 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
                     );
                 }
             }
-            OutputType::Stdout | OutputType::Kafka => {}
+            OutputType::Kafka => {
+                for (key, msg) in crate::transport::kafka::problems(o) {
+                    err(key, msg);
+                }
+            }
+            OutputType::Stdout => {}
         }
         if o.tls_cert_file.is_some() != o.tls_key_file.is_some() {
             err(
@@ -579,7 +608,7 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
                     .to_string(),
             );
         }
-        if o.kind == OutputType::Tcp
+        if matches!(o.kind, OutputType::Tcp | OutputType::Kafka)
             && o.tls != Some(true)
             && (o.tls_ca_file.is_some() || o.tls_cert_file.is_some())
         {
@@ -626,7 +655,8 @@ mod tests {
                 {"type":"file","address":"a:1"},
                 {"type":"elasticsearch","url":"http://127.0.0.1:9200","format":"cef"},
                 {"type":"tcp","address":"nohost","tls_ca_file":"/x"},
-                {"type":"kafka","brokers":"127.0.0.1:9092","topic":"alerts"}
+                {"type":"kafka","brokers":"127.0.0.1:9092","topic":"alerts","url":"http://x"},
+                {"type":"kafka","compression":"lz4","kafka_properties":{"linger.ms":"5"}}
             ]}"#,
         )
         .unwrap();
@@ -654,7 +684,16 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.contains("outputs[4].type: \"kafka\" is not built into this sensor yet"),
+            e.contains("outputs[4].url: does not apply to type = \"kafka\""),
+            "{e}"
+        );
+        assert!(!e.contains("outputs[4].type"), "{e}");
+        assert!(
+            e.contains("outputs[5].brokers: type = \"kafka\" needs brokers"),
+            "{e}"
+        );
+        assert!(
+            e.contains("outputs[5].topic: type = \"kafka\" needs a topic"),
             "{e}"
         );
     }

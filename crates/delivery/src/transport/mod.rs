@@ -5,6 +5,7 @@ pub mod elastic;
 pub mod file;
 pub mod hec;
 pub mod http;
+pub mod kafka;
 pub mod syslog;
 pub mod tls;
 pub mod webhook;
@@ -94,6 +95,7 @@ pub enum Transport {
     Hec(hec::HecOut),
     Elastic(elastic::ElasticOut),
     Webhook(webhook::WebhookOut),
+    Kafka(kafka::KafkaOut),
 }
 
 impl Transport {
@@ -110,11 +112,7 @@ impl Transport {
                 Transport::Elastic(elastic::ElasticOut::new(cfg, timeout)?)
             }
             OutputType::Webhook => Transport::Webhook(webhook::WebhookOut::new(cfg, timeout)?),
-            OutputType::Kafka => {
-                return Err(DeliveryError::Config(
-                    "type = \"kafka\" is not built into this sensor".to_string(),
-                ))
-            }
+            OutputType::Kafka => Transport::Kafka(kafka::KafkaOut::new(cfg)?),
         })
     }
 
@@ -128,6 +126,7 @@ impl Transport {
             Transport::Hec(t) => t.send(batch).await,
             Transport::Elastic(t) => t.send(batch).await,
             Transport::Webhook(t) => t.send(batch).await,
+            Transport::Kafka(t) => t.send(batch).await,
         }
     }
 
@@ -138,6 +137,7 @@ impl Transport {
             Transport::Hec(t) => t.reset(),
             Transport::Elastic(t) => t.reset(),
             Transport::Webhook(t) => t.reset(),
+            Transport::Kafka(t) => t.reset(),
             Transport::File(_) | Transport::Stdout(_) | Transport::SyslogUdp(_) => {}
         }
     }

@@ -3,6 +3,7 @@
 //! and webhook semantics; outages and error statuses on demand.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod rsyslog;
 
 use std::collections::{BTreeMap, BTreeSet};
