@@ -423,9 +423,11 @@ impl Detect {
         let mut inspected = notes.inspected;
         if let Some(resp) = tx.response.as_ref() {
             let success = status.is_some_and(|s| (200..300).contains(&s));
+            // A body the inventory inspected was scanned there (`notes.response_sensitive`).
             if success
                 && resp.body.len > 0
                 && self.rules.sample_response(endpoint_key, resp.body.len)
+                && !notes.inspected
             {
                 let decoded = (resp.body.coding != http::Coding::Identity)
                     .then(|| {

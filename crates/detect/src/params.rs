@@ -101,20 +101,34 @@ fn class_of(b: u8) -> usize {
 
 /// Six bins of the sorted character distribution, as in the paper: the first byte value, the
 /// next three, the next three, the next five, the next four, and the rest.
+/// Values up to this long are sorted to count their bytes.
+const SHORT_VALUE: usize = 64;
+
 const ICD_BINS: [(usize, usize); 6] = [(0, 1), (1, 4), (4, 7), (7, 12), (12, 16), (16, 256)];
 
 fn icd(value: &[u8]) -> [f64; 6] {
-    let mut counts = [0u32; 256];
-    for &b in value {
-        counts[usize::from(b)] += 1;
-    }
-    // Only the used byte values matter; sort their counts descending (at most 256, on the
-    // stack).
+    // The counts of the used byte values, sorted descending. A short value (most are) is
+    // sorted itself and run-length counted; a long one is counted in a table.
     let mut used = [0u32; 256];
     let mut n = 0;
-    for &c in counts.iter().filter(|&&c| c > 0) {
-        used[n] = c;
-        n += 1;
+    if value.len() <= SHORT_VALUE {
+        let mut sorted = [0u8; SHORT_VALUE];
+        let sorted = &mut sorted[..value.len()];
+        sorted.copy_from_slice(value);
+        sorted.sort_unstable();
+        for run in sorted.chunk_by(|a, b| a == b) {
+            used[n] = run.len() as u32;
+            n += 1;
+        }
+    } else {
+        let mut counts = [0u32; 256];
+        for &b in value {
+            counts[usize::from(b)] += 1;
+        }
+        for &c in counts.iter().filter(|&&c| c > 0) {
+            used[n] = c;
+            n += 1;
+        }
     }
     let used = &mut used[..n];
     used.sort_unstable_by(|a, b| b.cmp(a));
@@ -215,22 +229,27 @@ impl ParamModel {
         // too few characters for the test to say much: its weight grows with the length.
         let characters = ((chi2 - 11.07) / 8.0).clamp(0.0, 4.0) * (len / 24.0).min(1.0);
 
-        let mut novel = [false; 256];
-        let mut classes_used = [false; 7];
-        for (b, &c) in self.bytes.iter().enumerate() {
-            if c >= BYTE_TRUST {
-                classes_used[class_of(b as u8)] = true;
-            }
-        }
         // −ln of the chance that a normal value brings a new byte, per new byte (a few count
         // for more, with diminishing weight); a class never used weighs double.
-        let p_new = (self.new_byte_values + 0.5) / (self.n + 1.0);
-        let surprise = -p_new.ln();
         let mut alphabet = 0.0;
         let mut novel_bytes = 0u32;
+        let mut novel = [0u64; 4];
+        // Worked out at the first new byte: most values bring none.
+        let mut context: Option<([bool; 7], f64)> = None;
         for &b in value {
-            if self.bytes[usize::from(b)] < BYTE_TRUST && !novel[usize::from(b)] {
-                novel[usize::from(b)] = true;
+            let (word, bit) = (usize::from(b >> 6), 1u64 << (b & 63));
+            if self.bytes[usize::from(b)] < BYTE_TRUST && novel[word] & bit == 0 {
+                novel[word] |= bit;
+                let (classes_used, surprise) = *context.get_or_insert_with(|| {
+                    let mut classes_used = [false; 7];
+                    for (b, &c) in self.bytes.iter().enumerate() {
+                        if c >= BYTE_TRUST {
+                            classes_used[class_of(b as u8)] = true;
+                        }
+                    }
+                    let p_new = (self.new_byte_values + 0.5) / (self.n + 1.0);
+                    (classes_used, -p_new.ln())
+                });
                 // Another letter or digit where letters or digits are used is no news; other
                 // punctuation where some is used is some.
                 let class = class_of(b);
@@ -458,6 +477,32 @@ mod tests {
             p.learn(v.as_bytes());
         }
         p
+    }
+
+    #[test]
+    fn short_values_are_counted_as_long_ones_are() {
+        // Short values are sorted to count their bytes; the counts must be the table's.
+        let mut state = 0x1234_5678u64;
+        for len in 0..=SHORT_VALUE {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let value: Vec<u8> = (0..len)
+                .map(|i| b"aab0--%'x"[(state >> (i % 50)) as usize % 9])
+                .collect();
+            let mut counts = [0u32; 256];
+            for &b in &value {
+                counts[usize::from(b)] += 1;
+            }
+            let mut used: Vec<u32> = counts.iter().copied().filter(|&c| c > 0).collect();
+            used.sort_unstable_by(|a, b| b.cmp(a));
+            let mut expected = [0.0; 6];
+            for (bin, (from, to)) in ICD_BINS.iter().enumerate() {
+                let sum: u32 = used.iter().skip(*from).take(to - from).sum();
+                expected[bin] = f64::from(sum) / len.max(1) as f64;
+            }
+            assert_eq!(icd(&value), expected, "{value:?}");
+        }
+        let long = vec![b'z'; SHORT_VALUE + 1];
+        assert_eq!(icd(&long), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -1312,11 +1312,22 @@ fn is_one_of(word: &[u8], list: &[&[u8]]) -> bool {
     list.contains(&word)
 }
 
+/// Every secret word (`pass…`, `pw…`, `pin`, `secret`, `…key`) holds one of these pairs of
+/// letters: most names hold none and are turned away before they are split into words.
+fn may_name_secret(name: &[u8]) -> bool {
+    name.windows(2).any(|w| {
+        matches!(
+            (w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase()),
+            (b'p', b'a' | b'w' | b'i') | (b's', b'e') | (b'k', b'e')
+        )
+    })
+}
+
 /// Whether a field name says its value is a secret. Words split at non-alphanumerics and
 /// camelCase humps, compared in lowercase.
 fn secret_name(name: &[u8]) -> SecretName {
     const MAX_WORDS: usize = 12;
-    if name.is_empty() || name.len() > MAX_KEY_LEN {
+    if name.is_empty() || name.len() > MAX_KEY_LEN || !may_name_secret(name) {
         return SecretName::No;
     }
     let mut lower = [0u8; MAX_KEY_LEN];
