@@ -4,7 +4,8 @@
 # detection off, and with the whole analysis off; tcpdump reading the same file and, when
 # installed, Suricata logging HTTP alone (eve http, no rules, single thread) run beside each.
 # Prints per configuration the median wall time, CPU time, transactions per second of wall time
-# and per CPU-second (per core), and the ratios to tcpdump and Suricata.
+# and per CPU-second (per core), and the ratios to tcpdump and Suricata; then the CPU of the
+# analysis stage alone, from Mirador's summary.
 #
 # usage: bench/detect.sh FILE [RUNS=5]
 set -euo pipefail
@@ -47,7 +48,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 declare -A WALL CPU
 configs=(full nodetect noanalysis tcpdump)
 command -v suricata >/dev/null && configs+=(suricata)
-for name in "${configs[@]}"; do : > "$WORK/$name.wall"; : > "$WORK/$name.cpu"; done
+for name in "${configs[@]}"; do : > "$WORK/$name.wall"; : > "$WORK/$name.cpu"; : > "$WORK/$name.analysis"; done
 for i in $(seq "$RUNS"); do
   for name in "${configs[@]}"; do
     case $name in
@@ -59,6 +60,8 @@ for i in $(seq "$RUNS"); do
     esac
     echo "${r% *}" >> "$WORK/$name.wall"
     echo "${r#* }" >> "$WORK/$name.cpu"
+    # Mirador's own summary splits its CPU by stage: keep the analysis stage's.
+    awk '/^  cpu / {for (i = 1; i <= NF; i++) if ($i == "analysis") print $(i + 1)}' "$WORK/err" >> "$WORK/$name.analysis"
   done
 done
 TX=$($BIN replay --workers 1 --no-progress "$FILE" 2>&1 | awk '/^  transactions/ {print $2; exit}')
@@ -71,6 +74,11 @@ printf '%-11s %8s %8s %14s %16s %10s\n' config wall_s cpu_s tx/s_wall tx/s_per_c
 for name in "${configs[@]}"; do
   awk -v n="$name" -v w="${WALL[$name]}" -v c="${CPU[$name]}" -v tx="${TX:-0}" -v t="${WALL[tcpdump]}" \
     'BEGIN {printf "%-11s %8.2f %8.2f %14.0f %16.0f %9.2fx\n", n, w, c, tx/w, tx/c, w/t}'
+done
+echo "analysis stage alone (inventory, features, detection; one thread), median CPU:"
+for name in full nodetect; do
+  a=$(median < "$WORK/$name.analysis")
+  awk -v n="$name" -v a="$a" -v tx="${TX:-0}" 'BEGIN {printf "  %-9s %6.2f s  %10.0f tx per CPU-second\n", n, a, tx/a}'
 done
 if [ -n "${WALL[suricata]:-}" ]; then
   awk -v s="${WALL[suricata]}" -v f="${WALL[full]}" -v sc="${CPU[suricata]}" -v fc="${CPU[full]}" \

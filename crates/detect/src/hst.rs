@@ -72,7 +72,15 @@ pub struct HalfSpaceTrees {
     seen_in_window: u32,
     /// Windows completed; the model scores once one has.
     windows: u64,
+    /// Per node, the surprise of a walk that stops there, or [`WALK_ON`] where a walk goes
+    /// deeper: the reference counts change only when a window ends, so this is worked out
+    /// then (and after a restore), not per instance.
+    #[serde(skip)]
+    stops: Vec<f64>,
 }
+
+/// In [`HalfSpaceTrees::stops`]: the node has the mass to send the walk to a child.
+const WALK_ON: f64 = -1.0;
 
 impl HalfSpaceTrees {
     pub fn new(dims: usize, params: HstParams) -> Self {
@@ -107,6 +115,30 @@ impl HalfSpaceTrees {
             nodes,
             seen_in_window: 0,
             windows: 0,
+            stops: Vec::new(),
+        }
+    }
+
+    /// Works out where walks stop and what they score there, from the reference counts.
+    /// Called when a window ends; a restored model calls it once.
+    pub fn refresh(&mut self) {
+        let per_tree = self.per_tree();
+        let log2_window = f64::from(self.params.window).log2();
+        let depth = self.params.depth;
+        self.stops.clear();
+        self.stops.reserve(self.nodes.len());
+        for (n, node) in self.nodes.iter().enumerate() {
+            // Heap order: the node at index i of its tree is at depth ⌊log₂(i + 1)⌋.
+            let k = usize::BITS - 1 - (n % per_tree + 1).leading_zeros();
+            let stop = if k == depth || node.r < SIZE_LIMIT {
+                // Density relative to uniform at depth k: r · 2^k / ψ (≈ 1 when uniform).
+                // −log₂((r + ½)·2^k/ψ) = log₂ψ − k − log₂(r + ½).
+                let s = log2_window - f64::from(k) - log2_half_plus(node.r);
+                s.clamp(0.0, f64::from(depth))
+            } else {
+                WALK_ON
+            };
+            self.stops.push(stop);
         }
     }
 
@@ -131,41 +163,44 @@ impl HalfSpaceTrees {
         if !self.ready() {
             return 0.0;
         }
+        if self.stops.len() != self.nodes.len() {
+            return self.score_walking(x);
+        }
+        let per_tree = self.per_tree();
+        let depth = self.params.depth;
+        let mut total = 0.0;
+        for (tree, stops) in self.nodes.chunks(per_tree).zip(self.stops.chunks(per_tree)) {
+            let mut i = 0usize;
+            loop {
+                let stop = stops[i];
+                if stop != WALK_ON {
+                    total += stop;
+                    break;
+                }
+                let node = &tree[i];
+                i = 2 * i + 1 + usize::from(value(x, node.dim) >= f64::from(node.split));
+            }
+        }
+        (total / self.params.trees as f64 / f64::from(depth)).clamp(0.0, 1.0)
+    }
+
+    /// [`score`](Self::score) without the stop table (a model restored but not refreshed).
+    fn score_walking(&self, x: &[f64]) -> f64 {
         let per_tree = self.per_tree();
         let log2_window = f64::from(self.params.window).log2();
         let depth = self.params.depth;
         let mut total = 0.0;
-        // The trees are walked a level at a time, a group at a time: one walk is a chain of
-        // dependent loads through a tree that does not fit in L1, and interleaving independent
-        // walks lets their loads overlap. Sums stay in tree order.
-        for group in self.nodes.chunks(per_tree * GROUP) {
-            let trees = group.len() / per_tree;
-            let mut at = [0usize; GROUP];
-            let mut surprise = [0.0f64; GROUP];
-            let mut walking = u64::MAX >> (GROUP - trees);
-            let mut k = 0u32;
-            while walking != 0 {
-                let mut left = walking;
-                while left != 0 {
-                    let t = left.trailing_zeros() as usize;
-                    left &= left - 1;
-                    let node = &group[t * per_tree + at[t]];
-                    if k == depth || node.r < SIZE_LIMIT {
-                        // Density relative to uniform at depth k: r · 2^k / ψ (≈ 1 when
-                        // uniform). −log₂((r + ½)·2^k/ψ) = log₂ψ − k − log₂(r + ½).
-                        let s = log2_window - f64::from(k) - log2_half_plus(node.r);
-                        surprise[t] = s.clamp(0.0, f64::from(depth));
-                        walking &= !(1u64 << t);
-                    } else {
-                        at[t] = 2 * at[t]
-                            + 1
-                            + usize::from(value(x, node.dim) >= f64::from(node.split));
-                    }
+        for tree in self.nodes.chunks(per_tree) {
+            let (mut i, mut k) = (0usize, 0u32);
+            loop {
+                let node = &tree[i];
+                if k == depth || node.r < SIZE_LIMIT {
+                    let s = log2_window - f64::from(k) - log2_half_plus(node.r);
+                    total += s.clamp(0.0, f64::from(depth));
+                    break;
                 }
+                i = 2 * i + 1 + usize::from(value(x, node.dim) >= f64::from(node.split));
                 k += 1;
-            }
-            for s in &surprise[..trees] {
-                total += s;
             }
         }
         (total / self.params.trees as f64 / f64::from(depth)).clamp(0.0, 1.0)
@@ -194,6 +229,7 @@ impl HalfSpaceTrees {
             }
             self.seen_in_window = 0;
             self.windows += 1;
+            self.refresh();
         }
     }
 
@@ -327,30 +363,8 @@ mod tests {
         assert!(after < before, "{after} vs {before}");
     }
 
-    /// One tree at a time, one node at a time: what `score` computes, the plain way.
-    fn score_one_walk_at_a_time(h: &HalfSpaceTrees, x: &[f64]) -> f64 {
-        let per_tree = h.per_tree();
-        let log2_window = f64::from(h.params.window).log2();
-        let depth = h.params.depth;
-        let mut total = 0.0;
-        for tree in h.nodes.chunks(per_tree) {
-            let (mut i, mut k) = (0usize, 0u32);
-            loop {
-                let node = &tree[i];
-                if k == depth || node.r < SIZE_LIMIT {
-                    let s = log2_window - f64::from(k) - log2_half_plus(node.r);
-                    total += s.clamp(0.0, f64::from(depth));
-                    break;
-                }
-                i = 2 * i + 1 + usize::from(value(x, node.dim) >= f64::from(node.split));
-                k += 1;
-            }
-        }
-        (total / h.params.trees as f64 / f64::from(depth)).clamp(0.0, 1.0)
-    }
-
     #[test]
-    fn interleaved_walks_score_as_one_walk_at_a_time() {
+    fn the_stop_table_scores_as_walking_does() {
         for trees in [1, 20, 64, 70] {
             let params = HstParams {
                 window: 128,
@@ -368,8 +382,15 @@ mod tests {
             assert_eq!(masses, 44 * trees as u64 * u64::from(h.params.depth + 1));
             for _ in 0..50 {
                 let x = [rng.unit(), rng.unit(), rng.unit()];
-                assert_eq!(h.score(&x), score_one_walk_at_a_time(&h, &x), "{trees} trees");
+                assert_eq!(h.score(&x), h.score_walking(&x), "{trees} trees");
             }
+            // A restored model has no table until refreshed, and scores the same either way.
+            let mut restored: HalfSpaceTrees =
+                serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+            let x = [0.41, 0.39, 0.4];
+            assert_eq!(restored.score(&x), h.score(&x));
+            restored.refresh();
+            assert_eq!(restored.stops, h.stops);
         }
     }
 

@@ -90,6 +90,8 @@ pub struct DetectStats {
     pub crossed: u64,
     pub alerted_transactions: u64,
     pub injections: u64,
+    /// Successful responses scanned here for sensitive data (the exposure detector's sample).
+    pub responses_scanned: u64,
     pub lifecycle: LifecycleStats,
     pub suppressed: u64,
     pub allowed: u64,
@@ -225,6 +227,7 @@ impl Detect {
         let snap: Snapshot =
             serde_json::from_slice(&json).map_err(|e| SnapshotError::Format(e.to_string()))?;
         let mut model = snap.model;
+        model.hst.refresh();
         model.threshold.alpha = cfg.model.false_alarm_rate.clamp(1e-6, 0.5);
         model.threshold.floor = cfg.model.score_floor;
         model.threshold.refit();
@@ -337,7 +340,7 @@ impl Detect {
         }
         self.injections.clear();
         // A path of plain characters cannot carry a payload: skip scanning it.
-        let path_suspect = path.iter().any(|&b| !is_plain_path_byte(b))
+        let path_suspect = path.iter().any(|&b| !PLAIN_PATH[usize::from(b)])
             || memchr::memmem::find(path, b"..").is_some();
         let path_value = path_suspect.then_some(("path", path));
         for (name, value) in path_value.into_iter().chain(
@@ -346,11 +349,7 @@ impl Detect {
                 .iter()
                 .map(|p| (p.name.as_str(), p.raw.as_slice())),
         ) {
-            // Letters, digits and `_ - . @` alone carry no payload of any class.
-            if value
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
-            {
+            if value.iter().all(|&b| PLAIN_VALUE[usize::from(b)]) {
                 continue;
             }
             self.scan.clear();
@@ -445,6 +444,7 @@ impl Detect {
                     None => &[][..],
                 };
                 if !content.is_empty() {
+                    self.stats.responses_scanned += 1;
                     let content = &content[..content.len().min(RESPONSE_SCAN)];
                     response_kinds = response_kinds.union(features::sensitive::kinds(content));
                     inspected = true;
@@ -751,13 +751,25 @@ fn shadow(
     Some((hash, a))
 }
 
+/// Letters, digits and `_ - . @`: a value of these alone carries no payload of any class.
+const PLAIN_VALUE: [bool; 256] = byte_set(b"_-.@");
 /// Bytes of ordinary paths (letters, digits, `/ . - _ ~ + , : @ =`): nothing to scan.
-fn is_plain_path_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'/' | b'.' | b'-' | b'_' | b'~' | b'+' | b',' | b':' | b'@' | b'='
-        )
+const PLAIN_PATH: [bool; 256] = byte_set(b"/.-_~+,:@=");
+
+/// Letters, digits and `extra`, as a table (values can be long: one load a byte).
+const fn byte_set(extra: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        set[extra[i] as usize] = true;
+        i += 1;
+    }
+    set
 }
 
 /// What the reference spec says of a route, cached per host and route.

@@ -484,7 +484,9 @@ mod tests {
         // Short values are sorted to count their bytes; the counts must be the table's.
         let mut state = 0x1234_5678u64;
         for len in 0..=SHORT_VALUE {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let value: Vec<u8> = (0..len)
                 .map(|i| b"aab0--%'x"[(state >> (i % 50)) as usize % 9])
                 .collect();

@@ -78,6 +78,23 @@ pub struct Finished {
     pub engine: EngineStats,
     pub reader: ReaderStats,
     pub warnings: Vec<String>,
+    /// CPU time each stage's threads used, in seconds: which stage bounds the rate.
+    pub stage_cpu: StageCpu,
+}
+
+/// CPU seconds by pipeline stage (summed over the stage's threads).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageCpu {
+    pub capture: f64,
+    pub workers: f64,
+    pub analysis: f64,
+}
+
+/// CPU time the calling thread has used so far, in seconds.
+pub fn thread_cpu_seconds() -> f64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
 }
 
 /// The symmetric flow hash that picks a segment's worker: both directions of a connection
@@ -127,9 +144,10 @@ struct WorkerOut {
 /// A running pipeline.
 pub struct Pipeline {
     stop: Arc<AtomicBool>,
-    capture: Option<JoinHandle<Result<CaptureEnd>>>,
-    workers: Vec<JoinHandle<EngineStats>>,
-    analysis: Vec<JoinHandle<()>>,
+    /// Each thread hands back its CPU seconds with its result.
+    capture: Option<JoinHandle<(Result<CaptureEnd>, f64)>>,
+    workers: Vec<JoinHandle<(EngineStats, f64)>>,
+    analysis: Vec<JoinHandle<f64>>,
     /// Record batches for the output stage.
     pub records: Receiver<RecordBatch>,
     /// Emptied record batches go back here (the records in them are dropped by their worker).
@@ -192,7 +210,7 @@ impl Pipeline {
             std::thread::Builder::new()
                 .name("mirador-capture".into())
                 .spawn(move || {
-                    capture_loop(
+                    let end = capture_loop(
                         &mut *source,
                         decoder_cfg,
                         to_workers,
@@ -201,7 +219,8 @@ impl Pipeline {
                         lossless,
                         &stop,
                         &metrics,
-                    )
+                    );
+                    (end, thread_cpu_seconds())
                 })?
         };
 
@@ -217,7 +236,7 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("mirador-worker-{id}"))
                     .spawn(move || {
-                        worker_loop(
+                        let stats = worker_loop(
                             id as u16,
                             engine_cfg,
                             rx,
@@ -226,7 +245,8 @@ impl Pipeline {
                             free_rx,
                             lossless,
                             &metrics,
-                        )
+                        );
+                        (stats, thread_cpu_seconds())
                     })?,
             );
         }
@@ -254,7 +274,8 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("mirador-analysis-{i}"))
                     .spawn(move || {
-                        analysis_loop(n, ordered, rx, out, recycle, free, stage, &metrics)
+                        analysis_loop(n, ordered, rx, out, recycle, free, stage, &metrics);
+                        thread_cpu_seconds()
                     })?,
             );
         }
@@ -283,25 +304,34 @@ impl Pipeline {
     /// Waits for every stage to end (after the source ended or `stop` was set and the output
     /// side drained `records`).
     pub fn join(mut self) -> Result<Finished> {
-        let (reader, decode, warnings) = self
+        let (end, capture_cpu) = self
             .capture
             .take()
             .ok_or_else(|| anyhow!("pipeline already joined"))?
             .join()
-            .map_err(|_| anyhow!("the capture thread panicked"))??;
+            .map_err(|_| anyhow!("the capture thread panicked"))?;
+        let (reader, decode, warnings) = end?;
+        let mut stage_cpu = StageCpu {
+            capture: capture_cpu,
+            ..StageCpu::default()
+        };
         let mut engine = EngineStats::default();
         for w in self.workers.drain(..) {
-            engine.merge(&w.join().map_err(|_| anyhow!("a worker thread panicked"))?);
+            let (stats, cpu) = w.join().map_err(|_| anyhow!("a worker thread panicked"))?;
+            engine.merge(&stats);
+            stage_cpu.workers += cpu;
         }
         engine.decode = decode;
         for a in self.analysis.drain(..) {
-            a.join()
+            stage_cpu.analysis += a
+                .join()
                 .map_err(|_| anyhow!("an analysis thread panicked"))?;
         }
         Ok(Finished {
             engine,
             reader,
             warnings,
+            stage_cpu,
         })
     }
 }

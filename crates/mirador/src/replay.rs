@@ -163,6 +163,8 @@ pub fn process(
     });
 
     let started = Instant::now();
+    // This thread writes the records and alerts: its CPU from here on is the output stage's.
+    let output_cpu_before = crate::pipeline::thread_cpu_seconds();
     let read_bytes = Arc::new(AtomicU64::new(0));
     let metrics = Arc::new(Metrics::default());
     let engine = cfg.engine();
@@ -294,6 +296,10 @@ pub fn process(
         written: writer.map(|_| written),
         analysis: analysis_summary,
         detection: detection_summary,
+        cpu: Some((
+            finished.stage_cpu,
+            crate::pipeline::thread_cpu_seconds() - output_cpu_before,
+        )),
     }
     .print(&mut std::io::stderr());
     Ok(())

@@ -575,6 +575,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         transactions = finished.engine.http.transactions,
         flows = finished.engine.flow.flows_created,
         dropped_batches = metrics.queue_dropped_batches.load(Ordering::Relaxed),
+        capture_cpu_seconds = finished.stage_cpu.capture,
+        worker_cpu_seconds = finished.stage_cpu.workers,
+        analysis_cpu_seconds = finished.stage_cpu.analysis,
         "stopped"
     );
     Ok(())

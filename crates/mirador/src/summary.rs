@@ -17,6 +17,8 @@ pub struct Summary {
     pub analysis: Option<AnalysisSummary>,
     /// What detection scored and raised, when it ran.
     pub detection: Option<DetectionSummary>,
+    /// CPU seconds by stage; `output` is the thread that wrote records and alerts.
+    pub cpu: Option<(crate::pipeline::StageCpu, f64)>,
 }
 
 /// The detection stage's counters and the model's threshold at the end.
@@ -124,8 +126,8 @@ impl Summary {
             let l = &s.lifecycle;
             let _ = writeln!(
                 w,
-                "  detection          scored {}  learnt {}  over threshold {} (threshold {:.2})  injections {}  alerted transactions {}",
-                s.scored, s.learnt, s.crossed, d.threshold, s.injections, s.alerted_transactions
+                "  detection          scored {}  learnt {}  over threshold {} (threshold {:.2})  injections {}  alerted transactions {}  responses scanned {}",
+                s.scored, s.learnt, s.crossed, d.threshold, s.injections, s.alerted_transactions, s.responses_scanned
             );
             let _ = writeln!(
                 w,
@@ -194,5 +196,18 @@ impl Summary {
             r.packets as f64 / secs,
             e.http.transactions as f64 / secs
         );
+        if let Some((stages, output)) = self.cpu {
+            let total = stages.capture + stages.workers + stages.analysis + output;
+            let per_cpu_second = |cpu: f64| e.http.transactions as f64 / cpu.max(1e-9);
+            let _ = writeln!(
+                w,
+                "  cpu                {total:.3} s ({:.0} transactions per CPU-second): capture {:.3} s  flow workers {:.3} s  analysis {:.3} s ({:.0} transactions per CPU-second)  output {output:.3} s",
+                per_cpu_second(total),
+                stages.capture,
+                stages.workers,
+                stages.analysis,
+                per_cpu_second(stages.analysis),
+            );
+        }
     }
 }

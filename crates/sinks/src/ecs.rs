@@ -119,6 +119,37 @@ fn message_fields(q: &mut Obj<'_>, side: Option<(&Head, &http::Body)>) {
     }
 }
 
+/// A score as the shortest decimal that reads back to it (what `{}` prints), written without
+/// float formatting when it is a whole number of thousandths (scores are rounded to three
+/// places): every record carries one.
+fn score_text(score: f64, buf: &mut [u8; 32]) -> &[u8] {
+    let milli = (score * 1000.0).round();
+    if (0.0..1e15).contains(&milli) && milli / 1000.0 == score {
+        let milli = milli as u64;
+        let mut digits = itoa::Buffer::new();
+        let whole = digits.format(milli / 1000).as_bytes();
+        let mut len = whole.len();
+        buf[..len].copy_from_slice(whole);
+        let mut frac = milli % 1000;
+        if frac != 0 {
+            buf[len] = b'.';
+            len += 1;
+            let mut place = 100;
+            while frac != 0 {
+                buf[len] = b'0' + (frac / place) as u8;
+                len += 1;
+                frac %= place;
+                place /= 10;
+            }
+        }
+        return &buf[..len];
+    }
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{score}");
+    let len = cursor.position() as usize;
+    &buf[..len]
+}
+
 fn hex(bytes: &[u8; 16]) -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
@@ -249,9 +280,8 @@ pub fn transaction(out: &mut Vec<u8>, rec: &TxRecord) {
             if let Some(an) = &notes.anomaly {
                 m.obj("anomaly", |o| {
                     let score = if an.score.is_finite() { an.score } else { 0.0 };
-                    let mut text = Vec::with_capacity(24);
-                    let _ = write!(text, "{score}");
-                    o.raw("score", &text);
+                    let mut text = [0u8; 32];
+                    o.raw("score", score_text(score, &mut text));
                     o.raw("alerted", if an.alerted { b"true" } else { b"false" });
                 });
             }
@@ -318,6 +348,24 @@ mod tests {
         );
         assert_eq!(out.last(), Some(&b'\n'));
         serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn scores_read_as_rust_prints_them() {
+        let mut buf = [0u8; 32];
+        for k in (0..20_000u64).chain([123_456_789, 999_999_999_999]) {
+            let score = (k as f64 / 1000.0 * 1000.0).round() / 1000.0;
+            assert_eq!(
+                std::str::from_utf8(score_text(score, &mut buf)).unwrap(),
+                format!("{score}")
+            );
+        }
+        for score in [0.1234567, 1e-9, 3.25e17] {
+            assert_eq!(
+                std::str::from_utf8(score_text(score, &mut buf)).unwrap(),
+                format!("{score}")
+            );
+        }
     }
 
     #[test]
