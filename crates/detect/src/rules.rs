@@ -234,7 +234,7 @@ impl Default for RuleConfig {
             spike_factor: 10.0,
             spike_learning_minutes: 20,
             exposure_learning_responses: 20,
-            exposure_sample_every: 32,
+            exposure_sample_every: 8,
             bulk_min_bytes_per_minute: 500_000.0,
             bulk_response_bytes: 20_000.0,
             bulk_factor: 10.0,
