@@ -16,6 +16,13 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The Kafka output builds librdkafka from source (its configure script and make) against the
+# system's OpenSSL; its tests read what the broker stored back with kcat, and put stunnel (TLS)
+# in front of the broker.
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v stunnel4 >/dev/null 2>&1 || need+=(stunnel4)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -26,4 +33,9 @@ fi
 if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
   python3 -m pip install -q openapi-spec-validator >/dev/null 2>&1 \
     || python3 -m pip install -q --break-system-packages openapi-spec-validator >/dev/null
+fi
+# The Kafka output's tests run a real Kafka-protocol broker: tansu, in-memory storage only
+# (a build of several minutes, once; the binary goes to cargo's bin directory).
+if ! command -v tansu >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
+  cargo install --locked --quiet tansu@0.6.0 --no-default-features --features dynostore
 fi

@@ -476,6 +476,13 @@ fn dockerfile_builds_with_cargo_in_rust_bookworm() {
         runs.iter().any(|r| apt_installs(r).contains("libpcap-dev")),
         "libpcap-dev installed in the build stage: {runs:?}"
     );
+    // librdkafka (the Kafka output) is built from source against the system's OpenSSL.
+    for pkg in ["libssl-dev", "make"] {
+        assert!(
+            runs.iter().any(|r| apt_installs(r).contains(pkg)),
+            "{pkg} installed in the build stage: {runs:?}"
+        );
+    }
     assert!(
         runs.iter()
             .any(|r| r.contains("cargo build --release --locked -p mirador")),
@@ -494,7 +501,7 @@ fn dockerfile_final_stage_runs_the_built_binary_as_a_non_root_user_with_file_cap
     let installed: BTreeSet<String> = run.all("RUN").flat_map(apt_installs).collect();
     assert_eq!(
         installed,
-        set(&["libpcap0.8", "ca-certificates", "libcap2-bin"])
+        set(&["libpcap0.8", "libssl3", "ca-certificates", "libcap2-bin"])
     );
     assert!(
         run.all("RUN")

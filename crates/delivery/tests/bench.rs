@@ -1,6 +1,7 @@
 //! Figures per output, printed (no assertions on time): `bench/delivery.sh` runs this with
 //! `--ignored --nocapture` in release mode. Receivers on 127.0.0.1 only: the test HTTP
-//! receiver (HEC with indexer acks, `_bulk`, webhook), rsyslog (tcp, tcp+TLS, udp) and files.
+//! receiver (HEC with indexer acks, `_bulk`, webhook), rsyslog (tcp, tcp+TLS, udp), files and
+//! Kafka (tansu, in-memory storage, read back with kcat).
 //!
 //! Per output: alerts/s at full speed (submit to last acknowledgement), delivery latency
 //! p50/p99 enqueue → acknowledgement at a steady 500 alerts/s, time to drain 5000 alerts
@@ -11,6 +12,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use common::kafka::{Broker, ClientAuth, Security};
 use common::rsyslog::{make_certs, tools, Rsyslog};
 use common::{ctx, free_port, wait_until, Receiver, TOKEN};
 use delivery::synthetic::alert;
@@ -247,6 +249,53 @@ fn delivery_figures() {
                 },
             );
         }
+    }
+    // Kafka (tansu): acks=all, idempotent producer; what arrived is read back with kcat.
+    if common::kafka::tools() {
+        let plain = ClientAuth::default();
+        let port = free_port();
+        let b = Broker::start(dir.path(), port, &Security::default());
+        b.create_topic("alerts", 3, &plain);
+        let mut c = OutputConfig::new(OutputType::Kafka);
+        c.brokers = Some(b.addr());
+        c.topic = Some("alerts".to_string());
+        let c = spooled(c, dir.path(), "kafka");
+        let burst = alerts("kafka-burst", BURST);
+        let (per_sec, _) = deliver(&c, &burst, 0);
+        let steady = alerts("kafka-steady", STEADY_RATE * STEADY_SECS);
+        let (_, m) = deliver(&c, &steady, STEADY_RATE);
+        // In-memory storage: read what arrived before the outage empties the broker.
+        let id = |m: &common::kafka::Msg| m.headers.get("alert_id").cloned().unwrap_or_default();
+        let mut got: BTreeSet<String> = b.read("alerts", &plain).iter().map(id).collect();
+        b.stop();
+        // Messages time out after 3 × timeout_secs: the outage is noticed within 6 s.
+        let mut c2 = spooled(c.clone(), dir.path(), "kafka-outage");
+        c2.timeout_secs = 2;
+        let down = alerts("kafka-outage", OUTAGE);
+        let mut back = None;
+        let (drain, _) = outage(&c2, &down, || {
+            let b = Broker::start(dir.path(), port, &Security::default());
+            b.create_topic("alerts", 3, &plain);
+            back = Some(b);
+        });
+        let back = back.unwrap();
+        got.extend(back.read("alerts", &plain).iter().map(id));
+        let lost = burst
+            .iter()
+            .chain(&steady)
+            .chain(&down)
+            .filter(|x| !got.contains(&x.alert_id))
+            .count();
+        print(
+            "kafka (tansu)",
+            &Figures {
+                per_sec,
+                p50_ms: m.latency_p50_us as f64 / 1000.0,
+                p99_ms: m.latency_p99_us as f64 / 1000.0,
+                drain_secs: drain,
+                lost: lost as u64,
+            },
+        );
     }
     // Producer side: submit against a receiver that accepts nothing.
     {

@@ -2,7 +2,10 @@
 //! 127.0.0.1, read back with kcat: every alert arrives with key = dedup key and the record in
 //! the output's format; a broker that is down at the start, or killed mid-run and started
 //! again, loses nothing (the spool holds the alerts meanwhile, also across a sensor restart);
-//! a message the producer may not send is dead-lettered while the others arrive; TLS and SASL.
+//! a message the producer may not send is dead-lettered while the others arrive; TLS (through
+//! stunnel: see `common::kafka`). SASL is not tested against a broker: tansu 0.6.0's
+//! `--authentication` does not work with librdkafka (its ApiVersions answer does not parse, and
+//! with SASL librdkafka cannot go on without it); the SASL settings are unit-tested.
 //! Skipped, with the reason printed, when tansu or kcat is missing, unless `CI` is set.
 
 mod common;
@@ -11,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::kafka::{tools, Broker, ClientAuth, Msg, Security};
+use common::kafka::{tools, tools_for, Broker, ClientAuth, Msg, Security};
 use common::rsyslog::make_certs;
 use common::{ctx, free_port, wait_until};
 use delivery::synthetic::alert;
@@ -290,6 +293,8 @@ fn kafka_a_missing_topic_is_retried_until_it_exists() {
         > 0));
     let m = &out.metrics()[0].1;
     assert_eq!((m.acked, m.dead_lettered), (0, 0), "{m:?}");
+    // The messages that timed out made librdkafka bump its producer epoch, which tansu fences:
+    // the output must start a new producer to get them through.
     b.create_topic("late-topic", 1, &plain);
     let msgs = read_until(&b, "late-topic", &plain, &ids(&a));
     assert_eq!(got(&msgs), ids(&a));
@@ -299,19 +304,17 @@ fn kafka_a_missing_topic_is_retried_until_it_exists() {
 
 #[test]
 fn kafka_over_tls_verified_by_the_ca_file() {
-    if !tools() {
+    if !tools_for(true) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(dir.path());
     let sec = Security {
         tls: Some((certs.server_cert.clone(), certs.server_key.clone())),
-        sasl: false,
     };
     let b = Broker::start(dir.path(), free_port(), &sec);
     let auth = ClientAuth {
         ca: Some(certs.ca.clone()),
-        plain: None,
     };
     b.create_topic("alerts", 1, &auth);
     let mut good = kafka(&b.addr(), "alerts");
@@ -341,52 +344,6 @@ fn kafka_over_tls_verified_by_the_ca_file() {
         "kept, not sent to an unverified broker"
     );
     assert_eq!(b.read("alerts", &auth).len(), 200);
-}
-
-#[test]
-fn kafka_sasl_plain_over_tls() {
-    if !tools() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let certs = make_certs(dir.path());
-    let sec = Security {
-        tls: Some((certs.server_cert.clone(), certs.server_key.clone())),
-        sasl: true,
-    };
-    let b = Broker::start(dir.path(), free_port(), &sec);
-    let auth = ClientAuth {
-        ca: Some(certs.ca.clone()),
-        plain: Some(("mirador".into(), "s3cret".into())),
-    };
-    b.create_topic("alerts", 1, &auth);
-    let mut good = kafka(&b.addr(), "alerts");
-    good.tls = Some(true);
-    good.tls_ca_file = Some(certs.ca.display().to_string());
-    good.sasl_mechanism = Some("PLAIN".into());
-    good.username = Some("mirador".into());
-    good.password = Some("s3cret".into());
-    let mut anonymous = good.clone();
-    anonymous.name = "no-sasl".into();
-    anonymous.sasl_mechanism = None;
-    anonymous.username = None;
-    anonymous.password = None;
-    let out = Outputs::start(&[good, anonymous], &ctx()).unwrap();
-    let a: Vec<Alert> = (0..100)
-        .map(|i| alert("kafka-sasl", i, "bola", 95))
-        .collect();
-    out.submit(&a);
-    let msgs = read_until(&b, "alerts", &auth, &ids(&a));
-    assert_eq!(got(&msgs), ids(&a));
-    assert_eq!(msgs.len(), 100, "the output without SASL sent nothing");
-    assert!(wait_until(Duration::from_secs(30), || out.metrics()[1]
-        .1
-        .retried
-        > 0));
-    let left = out.finish(Some(Instant::now() + Duration::from_secs(1)));
-    assert_eq!((left[0].metrics.acked, left[0].pending), (100, 0));
-    assert_eq!(left[1].metrics.acked, 0);
-    assert!(left[1].pending > 0);
 }
 
 #[test]

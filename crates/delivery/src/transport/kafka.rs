@@ -9,7 +9,9 @@
 //! missing topic are retried; a message too large, an invalid topic, a refused authorisation
 //! or an invalid record are dead-lettered. librdkafka retries within `message.timeout.ms`
 //! (3 × `timeout_secs`) on its own; what it did not deliver by then is retried by the output,
-//! so nothing leaves the spool before the broker acknowledged it.
+//! so nothing leaves the spool before the broker acknowledged it. A producer whose id or epoch
+//! the broker no longer accepts (fenced, fatal error, lost sequence) is replaced by a new one
+//! for the next attempt: tansu, for one, fences the epoch librdkafka bumps after a timeout.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -308,6 +310,21 @@ pub fn permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Whether the error means this producer's id or epoch is no good any more (fenced, fatal,
+/// sequence lost): its messages go again through a new producer, which gets a new id.
+pub fn producer_broken(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as E;
+    matches!(
+        code,
+        E::Fatal
+            | E::ProducerFenced
+            | E::InvalidProducerEpoch
+            | E::InvalidProducerIdMapping
+            | E::UnknownProducerId
+            | E::OutOfOrderSequenceNumber
+    )
+}
+
 impl KafkaOut {
     pub fn new(cfg: &OutputConfig) -> Result<KafkaOut, DeliveryError> {
         let problems = problems(cfg);
@@ -382,7 +399,7 @@ impl KafkaOut {
         let code = e.rdkafka_error_code();
         match code {
             Some(c) if permanent(c) => ItemResult::Reject(format!("kafka: {e}")),
-            Some(RDKafkaErrorCode::Fatal) => {
+            Some(c) if producer_broken(c) => {
                 let why = self
                     .producer
                     .as_ref()
@@ -390,7 +407,14 @@ impl KafkaOut {
                     .map(|(c, m)| format!("{c}: {m}"))
                     .unwrap_or_default();
                 self.producer = None;
-                ItemResult::Retry(format!("kafka producer failed ({why}); starting a new one"))
+                ItemResult::Retry(format!(
+                    "kafka: {e}{}; starting a new producer",
+                    if why.is_empty() {
+                        why
+                    } else {
+                        format!(" ({why})")
+                    }
+                ))
             }
             Some(RDKafkaErrorCode::MessageTimedOut) => {
                 ItemResult::Retry(format!("kafka: {e}{}", self.last_error()))
@@ -666,9 +690,14 @@ mod tests {
             E::UnknownTopicOrPartition,
             E::UnknownTopic,
             E::Fatal,
+            E::ProducerFenced,
         ] {
             assert!(!permanent(c), "{c:?}");
         }
+        for c in [E::Fatal, E::ProducerFenced, E::OutOfOrderSequenceNumber] {
+            assert!(producer_broken(c), "{c:?}");
+        }
+        assert!(!producer_broken(E::MessageTimedOut));
     }
 
     #[test]

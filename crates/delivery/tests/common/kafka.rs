@@ -1,6 +1,11 @@
 //! A real Kafka-protocol broker for the tests: tansu (`cargo install tansu`, in-memory
-//! storage), started on 127.0.0.1 with plain TCP, TLS or SASL, topics created through
-//! librdkafka's admin API, and messages read back with kcat (`kcat -C -J`).
+//! storage), started on 127.0.0.1, topics created through librdkafka's admin API, and messages
+//! read back with kcat (`kcat -C -J`).
+//!
+//! TLS: tansu 0.6.0 cannot be started with TLS from its command line (`--cert` and `--key`
+//! are in one clap group, so giving both is refused, and it needs both), so TLS is terminated
+//! in front of it by stunnel (Debian `stunnel4`, OpenSSL): tansu listens on a second port and
+//! advertises the TLS one, so every connection of a client goes through TLS.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,10 +45,17 @@ pub fn tansu_bin() -> Option<PathBuf> {
     })
 }
 
-/// Whether tansu and kcat are there; outside CI a missing one skips the test (the reason is
-/// printed), in CI it fails it.
+/// Whether tansu and kcat (and stunnel for TLS) are there; outside CI a missing one skips the
+/// test (the reason is printed), in CI it fails it.
 pub fn tools() -> bool {
+    tools_for(false)
+}
+
+pub fn tools_for(tls: bool) -> bool {
     let mut missing = Vec::new();
+    if tls && on_path("stunnel4").is_none() && on_path("stunnel").is_none() {
+        missing.push("stunnel (apt-get install stunnel4)");
+    }
     if tansu_bin().is_none() {
         missing.push(
             "tansu (cargo install --locked tansu --no-default-features --features dynostore)",
@@ -69,41 +81,30 @@ pub fn tools() -> bool {
 pub struct Security {
     /// Server certificate and key (TLS on the listener).
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Clients must authenticate with SASL.
-    pub sasl: bool,
 }
 
-/// librdkafka/kcat settings of a client of that broker (CA file, SASL PLAIN user).
+/// librdkafka/kcat settings of a client of that broker (the CA file with TLS).
 #[derive(Clone, Debug, Default)]
 pub struct ClientAuth {
     pub ca: Option<PathBuf>,
-    pub plain: Option<(String, String)>,
 }
 
 impl ClientAuth {
     fn props(&self) -> Vec<(String, String)> {
-        let mut p = Vec::new();
-        let proto = match (self.ca.is_some(), self.plain.is_some()) {
-            (false, false) => "plaintext",
-            (true, false) => "ssl",
-            (false, true) => "sasl_plaintext",
-            (true, true) => "sasl_ssl",
-        };
-        p.push(("security.protocol".to_string(), proto.to_string()));
-        if let Some(ca) = &self.ca {
-            p.push(("ssl.ca.location".into(), ca.display().to_string()));
+        match &self.ca {
+            None => vec![("security.protocol".into(), "plaintext".into())],
+            Some(ca) => vec![
+                ("security.protocol".into(), "ssl".into()),
+                ("ssl.ca.location".into(), ca.display().to_string()),
+            ],
         }
-        if let Some((u, pw)) = &self.plain {
-            p.push(("sasl.mechanisms".into(), "PLAIN".into()));
-            p.push(("sasl.username".into(), u.clone()));
-            p.push(("sasl.password".into(), pw.clone()));
-        }
-        p
     }
 }
 
 pub struct Broker {
     child: Option<Child>,
+    /// stunnel in front of tansu, with TLS.
+    tls: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
 }
@@ -123,6 +124,13 @@ impl Broker {
     pub fn start(dir: &Path, port: u16, sec: &Security) -> Broker {
         let bin = tansu_bin().expect("tools() checked");
         let url = format!("tcp://127.0.0.1:{port}");
+        // With TLS, tansu listens behind stunnel and advertises stunnel's port.
+        let inner = if sec.tls.is_some() {
+            super::free_port()
+        } else {
+            port
+        };
+        let listen = format!("tcp://127.0.0.1:{inner}");
         let log = dir.join(format!("tansu-{port}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -130,7 +138,7 @@ impl Broker {
             .open(&log)
             .unwrap();
         let mut cmd = Command::new(bin);
-        cmd.args(["broker", "--listener-url", &url])
+        cmd.args(["broker", "--listener-url", &listen])
             .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .arg("--silent")
@@ -138,28 +146,53 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out);
+        let child = cmd.spawn().expect("start tansu");
+        let mut b = Broker {
+            child: Some(child),
+            tls: None,
+            port,
+            log,
+        };
+        b.wait_listening(inner, "tansu");
         if let Some((cert, key)) = &sec.tls {
-            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+            let conf = dir.join(format!("stunnel-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "foreground = yes\npid =\noutput = {}\n[kafka]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{inner}\ncert = {}\nkey = {}\n",
+                    b.log.display(),
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .unwrap();
+            let bin = on_path("stunnel4")
+                .or_else(|| on_path("stunnel"))
+                .expect("tools_for(true) checked");
+            b.tls = Some(
+                Command::new(bin)
+                    .arg(&conf)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start stunnel"),
+            );
+            b.wait_listening(port, "stunnel");
         }
-        if sec.sasl {
-            cmd.arg("--authentication");
-        }
-        let mut child = cmd.spawn().expect("start tansu");
+        b
+    }
+
+    fn wait_listening(&mut self, port: u16, what: &str) {
         let up = wait_until(Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         if !up {
-            let _ = child.kill();
-            let _ = child.wait();
+            self.kill();
             panic!(
-                "tansu did not listen on {port} within 30 s: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                "{what} did not listen on {port} within 30 s: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
             );
-        }
-        Broker {
-            child: Some(child),
-            port,
-            log,
         }
     }
 
@@ -167,8 +200,7 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Creates a topic through librdkafka's admin API (works over TLS and SASL, unlike the
-    /// tansu CLI); waits until the broker lists it.
+    /// Creates a topic through librdkafka's admin API (works over TLS, unlike the tansu CLI).
     pub fn create_topic(&self, topic: &str, partitions: i32, auth: &ClientAuth) {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.addr());
@@ -246,7 +278,7 @@ impl Broker {
     }
 
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        for mut c in [self.tls.take(), self.child.take()].into_iter().flatten() {
             let _ = c.kill();
             let _ = c.wait();
         }
