@@ -32,7 +32,7 @@ impl Default for HstParams {
     }
 }
 
-/// Trees walked together (the width of the walk's bit mask).
+/// Trees walked together, scoring and learning (the width of the scoring walk's bit mask).
 const GROUP: usize = 64;
 
 /// Reference mass below which a node's density is read rather than its children's.
@@ -72,14 +72,23 @@ pub struct HalfSpaceTrees {
     seen_in_window: u32,
     /// Windows completed; the model scores once one has.
     windows: u64,
-    /// Per node, the surprise of a walk that stops there, or [`WALK_ON`] where a walk goes
-    /// deeper: the reference counts change only when a window ends, so this is worked out
-    /// then (and after a restore), not per instance.
+    /// What scoring reads of each node, in the nodes' order: the reference counts change only
+    /// when a window ends, so where walks stop is worked out then (and after a restore), not
+    /// per instance.
     #[serde(skip)]
-    stops: Vec<f64>,
+    walk: Vec<WalkNode>,
 }
 
-/// In [`HalfSpaceTrees::stops`]: the node has the mass to send the walk to a child.
+/// A node as scoring sees it, compact so the trees stay in cache.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct WalkNode {
+    /// The surprise of a walk that stops here, or [`WALK_ON`] where it goes deeper.
+    stop: f64,
+    split: f32,
+    dim: u32,
+}
+
+/// In [`WalkNode::stop`]: the node has the mass to send the walk to a child.
 const WALK_ON: f64 = -1.0;
 
 impl HalfSpaceTrees {
@@ -115,7 +124,7 @@ impl HalfSpaceTrees {
             nodes,
             seen_in_window: 0,
             windows: 0,
-            stops: Vec::new(),
+            walk: Vec::new(),
         }
     }
 
@@ -125,8 +134,8 @@ impl HalfSpaceTrees {
         let per_tree = self.per_tree();
         let log2_window = f64::from(self.params.window).log2();
         let depth = self.params.depth;
-        self.stops.clear();
-        self.stops.reserve(self.nodes.len());
+        self.walk.clear();
+        self.walk.reserve(self.nodes.len());
         for (n, node) in self.nodes.iter().enumerate() {
             // Heap order: the node at index i of its tree is at depth ⌊log₂(i + 1)⌋.
             let k = usize::BITS - 1 - (n % per_tree + 1).leading_zeros();
@@ -138,7 +147,11 @@ impl HalfSpaceTrees {
             } else {
                 WALK_ON
             };
-            self.stops.push(stop);
+            self.walk.push(WalkNode {
+                stop,
+                split: node.split,
+                dim: u32::from(node.dim),
+            });
         }
     }
 
@@ -163,22 +176,38 @@ impl HalfSpaceTrees {
         if !self.ready() {
             return 0.0;
         }
-        if self.stops.len() != self.nodes.len() {
+        if self.walk.len() != self.nodes.len() {
             return self.score_walking(x);
         }
         let per_tree = self.per_tree();
         let depth = self.params.depth;
         let mut total = 0.0;
-        for (tree, stops) in self.nodes.chunks(per_tree).zip(self.stops.chunks(per_tree)) {
-            let mut i = 0usize;
-            loop {
-                let stop = stops[i];
-                if stop != WALK_ON {
-                    total += stop;
-                    break;
+        // The trees are walked a level at a time, a group at a time: one walk is a chain of
+        // dependent loads, and interleaving independent walks lets their cache misses
+        // overlap. Sums stay in tree order.
+        for group in self.walk.chunks(per_tree * GROUP) {
+            let trees = group.len() / per_tree;
+            let mut at = [0usize; GROUP];
+            let mut surprise = [0.0f64; GROUP];
+            let mut walking = u64::MAX >> (GROUP - trees);
+            while walking != 0 {
+                let mut left = walking;
+                while left != 0 {
+                    let t = left.trailing_zeros() as usize;
+                    left &= left - 1;
+                    let node = group[t * per_tree + at[t]];
+                    if node.stop != WALK_ON {
+                        surprise[t] = node.stop;
+                        walking &= !(1u64 << t);
+                    } else {
+                        let right = x.get(node.dim as usize).copied().unwrap_or(0.0)
+                            >= f64::from(node.split);
+                        at[t] = 2 * at[t] + 1 + usize::from(right);
+                    }
                 }
-                let node = &tree[i];
-                i = 2 * i + 1 + usize::from(value(x, node.dim) >= f64::from(node.split));
+            }
+            for s in &surprise[..trees] {
+                total += s;
             }
         }
         (total / self.params.trees as f64 / f64::from(depth)).clamp(0.0, 1.0)
@@ -390,7 +419,7 @@ mod tests {
             let x = [0.41, 0.39, 0.4];
             assert_eq!(restored.score(&x), h.score(&x));
             restored.refresh();
-            assert_eq!(restored.stops, h.stops);
+            assert_eq!(restored.walk, h.walk);
         }
     }
 

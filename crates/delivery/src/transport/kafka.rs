@@ -336,8 +336,8 @@ impl KafkaOut {
             && cfg.tls != Some(true)
         {
             tracing::warn!(
-                "kafka output {}: SASL PLAIN without tls sends the password in clear; set tls = true",
-                cfg.name
+                topic = cfg.topic.as_deref().unwrap_or(""),
+                "kafka output: SASL PLAIN without tls sends the password in clear; set tls = true"
             );
         }
         for f in [&cfg.tls_ca_file, &cfg.tls_cert_file, &cfg.tls_key_file]
@@ -460,6 +460,14 @@ impl KafkaOut {
                     self.last_error()
                 )),
             });
+        }
+        if results.iter().any(|r| r == &Some(ItemResult::Delivered)) {
+            // The cluster answers: an older error no longer explains a later timeout.
+            *self
+                .context
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
         }
         Ok(results
             .into_iter()
