@@ -7,7 +7,7 @@
 # usage: bench/delivery.sh
 # Receivers run on 127.0.0.1 only: the HTTP receiver of the delivery tests (HEC with indexer
 # acks, _bulk, webhook), rsyslog (imtcp, imtcp+TLS; installed by scripts/setup-debian.sh) and
-# a file. Kafka is not built in (see ARCHITECTURE.md).
+# a file, and tansu (Kafka protocol, installed by scripts/setup-debian.sh) read back with kcat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec cargo test -q --release -p delivery --test bench -- --ignored --nocapture --test-threads 1

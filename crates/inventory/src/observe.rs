@@ -139,9 +139,13 @@ pub struct Inventory {
     /// allocation to look up).
     index: HashMap<Box<str>, usize, ahash::RandomState>,
     key: String,
-    /// Raw `host NUL method NUL path` → its endpoint, valid for one catalogue generation.
+    /// Raw `host NUL method NUL path`, by hash, → its endpoint, valid for one catalogue
+    /// generation.
     routes: HashMap<u64, CachedRoute, ahash::RandomState>,
-    route_bytes: usize,
+    /// A second, independently seeded hash of the same key, checked on a hit: with the map's
+    /// own, 128 bits tell keys apart without keeping them (reading a kept key back is a cache
+    /// miss per transaction).
+    route_check: ahash::RandomState,
     probe: Vec<u8>,
     stats: InventoryStats,
     findings: Vec<Finding>,
@@ -157,13 +161,12 @@ impl std::fmt::Debug for Inventory {
     }
 }
 
-/// Paths remembered by the route cache before it starts over, and the bytes of their keys
-/// (a spray of long paths must not grow it past a few MiB).
+/// Paths remembered by the route cache before it starts over (entries are fixed-size: a spray
+/// of long paths costs no more than short ones).
 const ROUTE_CACHE: usize = 1 << 16;
-const ROUTE_CACHE_BYTES: usize = 8 << 20;
 
 struct CachedRoute {
-    key: Box<[u8]>,
+    check: u64,
     generation: u64,
     slot: usize,
 }
@@ -185,7 +188,7 @@ impl Inventory {
             index: HashMap::default(),
             key: String::new(),
             routes: HashMap::default(),
-            route_bytes: 0,
+            route_check: ahash::RandomState::new(),
             probe: Vec::new(),
             stats: InventoryStats::default(),
             findings: Vec::new(),
@@ -207,7 +210,6 @@ impl Inventory {
     pub fn restore_catalogue(&mut self, v: serde_json::Value) -> Result<(), String> {
         self.catalogue.restore(v)?;
         self.routes.clear();
-        self.route_bytes = 0;
         Ok(())
     }
 
@@ -269,11 +271,12 @@ impl Inventory {
             self.probe.extend_from_slice(part);
         }
         let fingerprint = self.routes.hasher().hash_one(&self.probe[..]);
+        let check = self.route_check.hash_one(&self.probe[..]);
         let generation = self.catalogue.generation();
         let cached = self
             .routes
             .get(&fingerprint)
-            .filter(|c| c.generation == generation && *c.key == *self.probe)
+            .filter(|c| c.generation == generation && c.check == check)
             .map(|c| c.slot);
         let slot = match cached {
             Some(slot) => slot,
@@ -309,15 +312,13 @@ impl Inventory {
                     }
                 };
                 if routed.source != RouteSource::Unlearned {
-                    if self.routes.len() >= ROUTE_CACHE || self.route_bytes >= ROUTE_CACHE_BYTES {
+                    if self.routes.len() >= ROUTE_CACHE {
                         self.routes.clear();
-                        self.route_bytes = 0;
                     }
-                    self.route_bytes += self.probe.len();
                     self.routes.insert(
                         fingerprint,
                         CachedRoute {
-                            key: self.probe.as_slice().into(),
+                            check,
                             generation: self.catalogue.generation(),
                             slot,
                         },
@@ -579,7 +580,6 @@ impl Inventory {
         }
         self.endpoints.clear();
         self.routes.clear();
-        self.route_bytes = 0;
         let mut keys: Vec<Box<str>> = entries.keys().cloned().collect();
         keys.sort();
         for k in keys {

@@ -571,7 +571,14 @@ fn analysis_loop(
         // Emptied batches from output: sort their records back to the workers that made them.
         while let Ok(mut done) = recycle.try_recv() {
             let free = free.lock().unwrap_or_else(|e| e.into_inner());
-            let mut per: Vec<RecordBatch> = (0..free.len()).map(|_| Vec::new()).collect();
+            if let [only] = &free[..] {
+                // One worker made them all: the batch goes back whole, no record moved.
+                let _ = only.try_send(done);
+                continue;
+            }
+            let mut per: Vec<RecordBatch> = (0..free.len())
+                .map(|_| Vec::with_capacity(done.len() / free.len() + 16))
+                .collect();
             for r in done.drain(..) {
                 if let Some(v) = per.get_mut(r.origin as usize) {
                     v.push(r);
