@@ -151,6 +151,7 @@ pub const KEYS: &[&str] = &[
     "timeout_secs",
     "drain_timeout_secs",
     "dead_letter",
+    "dead_letter_max_bytes",
     "path",
     "truncate",
     "rotate_bytes",
@@ -186,6 +187,9 @@ fn default_queue() -> usize {
 }
 fn default_spool_max() -> u64 {
     256 << 20
+}
+fn default_dead_letter_max() -> u64 {
+    64 << 20
 }
 fn default_batch() -> usize {
     500
@@ -260,6 +264,10 @@ pub struct OutputConfig {
     /// none (logged and counted only) without a spool.
     #[serde(default)]
     pub dead_letter: String,
+    /// The dead-letter file's bound: past it, the file is kept as `<file>.1` (replacing the
+    /// previous one) and a new one started, so at most twice this is on disk.
+    #[serde(default = "default_dead_letter_max")]
+    pub dead_letter_max_bytes: u64,
 
     // file
     pub path: Option<String>,
@@ -335,6 +343,7 @@ impl OutputConfig {
             timeout_secs: default_timeout(),
             drain_timeout_secs: default_drain(),
             dead_letter: String::new(),
+            dead_letter_max_bytes: default_dead_letter_max(),
             path: None,
             truncate: None,
             rotate_bytes: None,
@@ -525,6 +534,15 @@ pub fn validate(outputs: &[OutputConfig]) -> Vec<String> {
                 format!("{} is below 1 MiB; use at least 1048576", o.spool_max_bytes),
             );
         }
+        if o.dead_letter_max_bytes < (64 << 10) {
+            err(
+                "dead_letter_max_bytes",
+                format!(
+                    "{} is below 64 KiB; use at least 65536",
+                    o.dead_letter_max_bytes
+                ),
+            );
+        }
         if o.retry_initial_ms == 0 || o.retry_initial_ms > o.retry_max_ms {
             err(
                 "retry_initial_ms",
@@ -656,7 +674,8 @@ mod tests {
                 {"type":"elasticsearch","url":"http://127.0.0.1:9200","format":"cef"},
                 {"type":"tcp","address":"nohost","tls_ca_file":"/x"},
                 {"type":"kafka","brokers":"127.0.0.1:9092","topic":"alerts","url":"http://x"},
-                {"type":"kafka","compression":"lz4","kafka_properties":{"linger.ms":"5"}}
+                {"type":"kafka","compression":"lz4","kafka_properties":{"linger.ms":"5"}},
+                {"type":"stdout","dead_letter_max_bytes":1000}
             ]}"#,
         )
         .unwrap();
@@ -694,6 +713,12 @@ mod tests {
         );
         assert!(
             e.contains("outputs[5].topic: type = \"kafka\" needs a topic"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "outputs[6].dead_letter_max_bytes: 1000 is below 64 KiB; use at least 65536"
+            ),
             "{e}"
         );
     }

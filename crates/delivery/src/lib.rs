@@ -460,6 +460,9 @@ pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
 struct DeadLetter {
     path: Option<PathBuf>,
     file: Option<File>,
+    /// Bytes in the current file.
+    bytes: u64,
+    max_bytes: u64,
 }
 
 impl DeadLetter {
@@ -476,9 +479,40 @@ impl DeadLetter {
             tracing::error!(output, alert_id = %r.alert_id, "alert rejected for good: {reason}");
             return;
         };
+        let mut b = line.to_string().into_bytes();
+        b.push(b'\n');
         if self.file.is_none() {
             match OpenOptions::new().create(true).append(true).open(path) {
-                Ok(f) => self.file = Some(f),
+                Ok(f) => {
+                    self.bytes = f.metadata().map_or(0, |m| m.len());
+                    self.file = Some(f);
+                }
+                Err(e) => {
+                    tracing::error!(output, "dead-letter file {}: {e}", path.display());
+                    return;
+                }
+            }
+        }
+        if self.bytes > 0 && self.bytes + b.len() as u64 > self.max_bytes {
+            // Bounded: the full file becomes `.1`, dropping the one before it.
+            let mut old = path.clone().into_os_string();
+            old.push(".1");
+            self.file = None;
+            match std::fs::rename(path, &old) {
+                Ok(()) => tracing::warn!(
+                    output,
+                    "dead-letter file {} reached {} bytes: kept as {}, the one before it removed",
+                    path.display(),
+                    self.bytes,
+                    std::path::Path::new(&old).display()
+                ),
+                Err(e) => tracing::error!(output, "dead-letter file {}: {e}", path.display()),
+            }
+            match OpenOptions::new().create(true).append(true).open(path) {
+                Ok(f) => {
+                    self.bytes = f.metadata().map_or(0, |m| m.len());
+                    self.file = Some(f);
+                }
                 Err(e) => {
                     tracing::error!(output, "dead-letter file {}: {e}", path.display());
                     return;
@@ -486,11 +520,12 @@ impl DeadLetter {
             }
         }
         if let Some(f) = self.file.as_mut() {
-            let mut b = line.to_string().into_bytes();
-            b.push(b'\n');
-            if let Err(e) = f.write_all(&b) {
-                tracing::error!(output, "dead-letter file {}: {e}", path.display());
-                self.file = None;
+            match f.write_all(&b) {
+                Ok(()) => self.bytes += b.len() as u64,
+                Err(e) => {
+                    tracing::error!(output, "dead-letter file {}: {e}", path.display());
+                    self.file = None;
+                }
             }
         }
     }
@@ -511,6 +546,8 @@ fn sender_loop(shared: &Shared, cfg: &OutputConfig, mut transport: Transport) {
     let mut dead = DeadLetter {
         path: cfg.dead_letter_path(),
         file: None,
+        bytes: 0,
+        max_bytes: cfg.dead_letter_max_bytes,
     };
     let initial = Duration::from_millis(cfg.retry_initial_ms.max(1));
     let max = Duration::from_millis(cfg.retry_max_ms.max(1));
@@ -545,8 +582,11 @@ fn sender_loop(shared: &Shared, cfg: &OutputConfig, mut transport: Transport) {
         let mut todo: Vec<usize> = (0..n).collect();
         let mut attempt = 0u32;
         let mut rejected = 0u64;
+        // Records per request: halved each time the receiver says the request is too large.
+        let mut per_request = n.max(1);
         loop {
-            let refs: Vec<&Record> = todo.iter().map(|&i| &batch.records[i]).collect();
+            let part = per_request.min(todo.len());
+            let refs: Vec<&Record> = todo[..part].iter().map(|&i| &batch.records[i]).collect();
             shared
                 .metrics
                 .sent
@@ -565,6 +605,8 @@ fn sender_loop(shared: &Shared, cfg: &OutputConfig, mut transport: Transport) {
             };
             let mut again = Vec::new();
             let mut reason = String::new();
+            // A part refused as too large and split: go on at once, no backoff.
+            let mut split = false;
             match res {
                 Ok(items) if items.len() == refs.len() => {
                     for (k, it) in items.into_iter().enumerate() {
@@ -583,19 +625,32 @@ fn sender_loop(shared: &Shared, cfg: &OutputConfig, mut transport: Transport) {
                 }
                 Ok(items) => {
                     reason = format!("{} results for {} alerts", items.len(), refs.len());
-                    again.clone_from(&todo);
+                    again.extend_from_slice(&todo[..part]);
                 }
                 Err(SendError::Retriable(r)) => {
                     reason = r;
-                    again.clone_from(&todo);
+                    again.extend_from_slice(&todo[..part]);
                 }
-                Err(SendError::Permanent(r)) => {
+                Err(SendError::TooLarge(r)) if part > 1 => {
+                    tracing::info!(
+                        output = %shared.name,
+                        alerts = part,
+                        "{r}: sending the batch again in halves"
+                    );
+                    per_request = part.div_ceil(2);
+                    again.extend_from_slice(&todo[..part]);
+                    split = true;
+                }
+                Err(SendError::Permanent(r) | SendError::TooLarge(r)) => {
                     for rec in &refs {
                         dead.write(&shared.name, rec, &r);
                     }
                     rejected += refs.len() as u64;
                 }
             }
+            // Whatever the request did not carry is still to send.
+            let failed = again.len();
+            again.extend_from_slice(&todo[part..]);
             todo = again;
             if todo.is_empty() {
                 shared.failing.store(false, Ordering::Relaxed);
@@ -603,6 +658,10 @@ fn sender_loop(shared: &Shared, cfg: &OutputConfig, mut transport: Transport) {
                     tracing::info!(output = %shared.name, "delivering again");
                 }
                 break;
+            }
+            if split || failed == 0 {
+                // Progress: the rest of the batch goes out now.
+                continue;
             }
             shared.failing.store(true, Ordering::Relaxed);
             shared

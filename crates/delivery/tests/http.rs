@@ -142,6 +142,68 @@ fn permanent_http_errors_go_to_the_dead_letter_file_with_the_reason() {
 }
 
 #[test]
+fn a_request_too_large_is_sent_again_in_halves_and_only_a_record_too_large_alone_is_dead_lettered()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(0);
+    r.with(|s| s.max_body = Some(16 * 1024));
+    let mut c = hec(&r.url());
+    c.batch_max = 64;
+    c.spool_dir = dir.path().join("spool").display().to_string();
+    let out = Outputs::start(&[c], &ctx()).unwrap();
+    let mut a = alerts("split", 60);
+    let big = a[37].alert_id.clone();
+    a[37].summary = "x".repeat(40 * 1024);
+    out.submit(&a);
+    let left = out.finish(Some(Instant::now() + Duration::from_secs(20)));
+    let got: BTreeSet<String> = r.received().into_iter().collect();
+    let mut rest = ids(&a);
+    rest.remove(&big);
+    assert_eq!(got, rest, "every alert but the oversized one arrives");
+    assert_eq!(left[0].metrics.dead_lettered, 1);
+    assert_eq!(left[0].metrics.acked, 59);
+    assert_eq!(left[0].metrics.retried, 0, "a split is not a retry");
+    assert_eq!(left[0].pending, 0);
+    assert!(r.with(|s| s.requests) > 4, "the batch was split");
+    let dead = std::fs::read_to_string(dir.path().join("spool/dead-letter.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("HTTP 413") && dead.contains(&big), "{dead}");
+}
+
+#[test]
+fn the_dead_letter_file_is_bounded_keeping_the_newest_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(0);
+    let mut c = hec(&r.url());
+    c.token = Some("wrong".into());
+    c.spool_dir = dir.path().join("spool").display().to_string();
+    c.dead_letter_max_bytes = 64 << 10;
+    let out = Outputs::start(&[c], &ctx()).unwrap();
+    let a = alerts("dlmax", 400);
+    out.submit(&a);
+    let left = out.finish(Some(Instant::now() + Duration::from_secs(20)));
+    assert_eq!(left[0].metrics.dead_lettered, 400);
+    let current = dir.path().join("spool/dead-letter.jsonl");
+    let previous = dir.path().join("spool/dead-letter.jsonl.1");
+    let (now, before) = (
+        std::fs::read_to_string(&current).unwrap(),
+        std::fs::read_to_string(&previous).unwrap(),
+    );
+    for (name, text) in [("current", &now), ("previous", &before)] {
+        assert!(text.len() <= 64 << 10, "{name}: {} bytes", text.len());
+        assert!(
+            text.lines().all(|l| l.contains("HTTP 401")),
+            "{name}: whole lines only"
+        );
+    }
+    assert!(
+        now.lines().count() + before.lines().count() < 400,
+        "older rejects were dropped"
+    );
+    assert!(now.contains(&a[399].alert_id), "the newest reject is kept");
+}
+
+#[test]
 fn webhook_posts_json_arrays() {
     let r = Receiver::start(0);
     let mut c = OutputConfig::new(OutputType::Webhook);

@@ -360,7 +360,9 @@ impl KafkaOut {
         // Starting the producer reads the TLS files: a bad file is a configuration error now,
         // not a retry later. It connects in the background.
         out.producer().map_err(|e| match e {
-            SendError::Retriable(m) | SendError::Permanent(m) => DeliveryError::Config(m),
+            SendError::Retriable(m) | SendError::Permanent(m) | SendError::TooLarge(m) => {
+                DeliveryError::Config(m)
+            }
         })?;
         Ok(out)
     }

@@ -33,9 +33,13 @@ pub enum SendError {
     /// Connection refused or reset, timeout, HTTP 408/429/5xx, ...: try again later.
     #[error("{0} (will retry)")]
     Retriable(String),
-    /// HTTP 400/401/403/413, a record the transport cannot carry: dead-letter.
+    /// HTTP 400/401/403, a record the transport cannot carry: dead-letter.
     #[error("{0} (rejected)")]
     Permanent(String),
+    /// HTTP 413: the request was too large. Sent again in halves; a single record that is
+    /// still too large is dead-lettered.
+    #[error("{0} (too large)")]
+    TooLarge(String),
 }
 
 impl SendError {
@@ -56,7 +60,7 @@ pub fn classify_io(what: &str, e: &io::Error) -> SendError {
 }
 
 /// HTTP status classes: 2xx delivered; 408, 425, 429 and 5xx retriable; any other status
-/// (400, 401, 403, 404, 413, redirects) is a permanent reject.
+/// (400, 401, 403, 404, redirects) is a permanent reject; 413 says the request was too large.
 pub fn classify_status(status: u16, body: &[u8]) -> Result<(), SendError> {
     let snippet = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
     match status {
@@ -64,6 +68,7 @@ pub fn classify_status(status: u16, body: &[u8]) -> Result<(), SendError> {
         408 | 425 | 429 | 500..=599 => {
             Err(SendError::Retriable(format!("HTTP {status}: {snippet}")))
         }
+        413 => Err(SendError::TooLarge(format!("HTTP {status}: {snippet}"))),
         _ => Err(SendError::Permanent(format!("HTTP {status}: {snippet}"))),
     }
 }
@@ -181,6 +186,10 @@ mod tests {
         for s in [301, 400, 401, 403, 404, 413] {
             assert!(!classify_status(s, b"").unwrap_err().is_retriable(), "{s}");
         }
+        assert!(matches!(
+            classify_status(413, b""),
+            Err(SendError::TooLarge(_))
+        ));
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert!(classify_io("connect", &refused).is_retriable());
     }

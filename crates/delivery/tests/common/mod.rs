@@ -28,6 +28,8 @@ pub struct State {
     pub stored: BTreeSet<String>,
     /// Answer every request with this status.
     pub status: Option<u16>,
+    /// Answer 413 to a request whose body is longer than this.
+    pub max_body: Option<usize>,
     /// `_bulk`: answer 429 for an item the first time its id is seen, when the id ends in
     /// one of these hex digits.
     pub flaky_suffixes: Vec<char>,
@@ -180,7 +182,8 @@ async fn handle(
     let (delay, forced) = {
         let mut s = st.lock().unwrap();
         s.requests += 1;
-        (s.delay, s.status)
+        let too_large = s.max_body.is_some_and(|max| body.len() > max);
+        (s.delay, if too_large { Some(413) } else { s.status })
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
