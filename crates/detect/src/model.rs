@@ -239,7 +239,7 @@ impl Model {
     ) -> ModelScore {
         let pairs = params
             .iter()
-            .map(|p| (p.name.as_str(), p.decoded.as_slice()));
+            .map(|p| (p.name.as_str(), p.decoded.as_slice(), Some(&p.icd)));
         ModelScore {
             request: self.params.score_iter(endpoint, pairs),
             hst: self.hst.score(unit),
@@ -260,7 +260,7 @@ impl Model {
     ) {
         let pairs = params
             .iter()
-            .map(|p| (p.name.as_str(), p.decoded.as_slice()));
+            .map(|p| (p.name.as_str(), p.decoded.as_slice(), Some(&p.icd)));
         self.params.learn_iter(endpoint, pairs);
         self.hst.learn(unit);
         let w = 1.0 / (self.learnt as f64 + 1.0).min(10_000.0);

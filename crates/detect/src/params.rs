@@ -17,6 +17,8 @@
 //! horizon of [`HORIZON`] samples) so the model follows drift. Bounded: endpoints and names per
 //! endpoint are capped ([`ParamLimits`]). The caller decides what is learnt (not what alerted).
 
+use std::cell::OnceCell;
+
 use serde::{Deserialize, Serialize};
 
 use features::entity::key_hash;
@@ -101,6 +103,10 @@ fn class_of(b: u8) -> usize {
 
 /// Six bins of the sorted character distribution, as in the paper: the first byte value, the
 /// next three, the next three, the next five, the next four, and the rest.
+/// A parameter as scored and learnt: name, decoded value, and where its character distribution
+/// is kept between scoring and learning (computed once), if anywhere.
+pub type ParamItem<'a> = (&'a str, &'a [u8], Option<&'a OnceCell<[f64; 6]>>);
+
 /// Values up to this long are sorted to count their bytes.
 const SHORT_VALUE: usize = 64;
 
@@ -131,7 +137,13 @@ fn icd(value: &[u8]) -> [f64; 6] {
         }
     }
     let used = &mut used[..n];
-    used.sort_unstable_by(|a, b| b.cmp(a));
+    // Past the sixteenth largest count only the sum matters: order the top sixteen alone.
+    if used.len() > 16 {
+        used.select_nth_unstable_by(15, |a, b| b.cmp(a));
+        used[..16].sort_unstable_by(|a, b| b.cmp(a));
+    } else {
+        used.sort_unstable_by(|a, b| b.cmp(a));
+    }
     let total = value.len().max(1) as f64;
     let mut out = [0.0; 6];
     for (bin, (from, to)) in ICD_BINS.iter().enumerate() {
@@ -161,6 +173,12 @@ impl ParamModel {
 
     /// Learns one value.
     pub fn learn(&mut self, value: &[u8]) {
+        self.learn_with(value, &OnceCell::new());
+    }
+
+    /// [`learn`](Self::learn) with the value's character distribution held in `dist` (worked
+    /// out there if it is not yet).
+    pub fn learn_with(&mut self, value: &[u8], dist: &OnceCell<[f64; 6]>) {
         let weight = 1.0 / (self.n + 1.0).min(HORIZON);
         let len = value.len() as f64;
         // Robust update: a length far outside what was seen moves the mean by a bounded step.
@@ -173,7 +191,7 @@ impl ParamModel {
         let delta = len - self.len_mean;
         self.len_mean += weight * delta;
         self.len_var = (1.0 - weight) * (self.len_var + weight * delta * delta);
-        let dist = icd(value);
+        let dist = *dist.get_or_init(|| icd(value));
         for (m, v) in self.icd.iter_mut().zip(dist) {
             *m += weight * (v - *m);
         }
@@ -200,6 +218,11 @@ impl ParamModel {
 
     /// How surprising `value` is; all zero until the parameter is trusted.
     pub fn score(&self, value: &[u8]) -> ValueScore {
+        self.score_with(value, &OnceCell::new())
+    }
+
+    /// [`score`](Self::score) with the value's character distribution held in `dist`.
+    pub fn score_with(&self, value: &[u8], dist: &OnceCell<[f64; 6]>) -> ValueScore {
         if !self.trusted() {
             return ValueScore::default();
         }
@@ -215,7 +238,7 @@ impl ParamModel {
         };
 
         // χ² of the value's sorted distribution against the idealised one, in counts.
-        let observed = icd(value);
+        let observed = *dist.get_or_init(|| icd(value));
         let mut chi2 = 0.0;
         for (o, e) in observed.iter().zip(self.icd) {
             let (o, e) = (o * len, e * len);
@@ -386,15 +409,16 @@ impl ParamModels {
     ) -> RequestScore {
         self.score_iter(
             endpoint,
-            params.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+            params.iter().map(|(n, v)| (n.as_ref(), v.as_ref(), None)),
         )
     }
 
-    /// [`score`](Self::score) over any sequence of (name, decoded value).
+    /// [`score`](Self::score) over any sequence of (name, decoded value, where to keep its
+    /// character distribution for [`learn_iter`](Self::learn_iter)).
     pub fn score_iter<'a>(
         &self,
         endpoint: u64,
-        params: impl Iterator<Item = (&'a str, &'a [u8])>,
+        params: impl Iterator<Item = ParamItem<'a>>,
     ) -> RequestScore {
         let mut out = RequestScore::default();
         let model = self.endpoints.get(endpoint);
@@ -406,10 +430,13 @@ impl ParamModels {
         let Some(model) = model else {
             return out;
         };
-        for (name, value) in params {
+        for (name, value, dist) in params {
             match model.find(name) {
                 Some(p) => {
-                    let score = p.score(value);
+                    let score = match dist {
+                        Some(d) => p.score_with(value, d),
+                        None => p.score(value),
+                    };
                     if score.total() > 0.0 {
                         out.params.push(ParamFinding {
                             name: name.to_string(),
@@ -436,21 +463,17 @@ impl ParamModels {
     pub fn learn<N: AsRef<str>, V: AsRef<[u8]>>(&mut self, endpoint: u64, params: &[(N, V)]) {
         self.learn_iter(
             endpoint,
-            params.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+            params.iter().map(|(n, v)| (n.as_ref(), v.as_ref(), None)),
         );
     }
 
     /// [`learn`](Self::learn) over any sequence of (name, decoded value).
-    pub fn learn_iter<'a>(
-        &mut self,
-        endpoint: u64,
-        params: impl Iterator<Item = (&'a str, &'a [u8])>,
-    ) {
+    pub fn learn_iter<'a>(&mut self, endpoint: u64, params: impl Iterator<Item = ParamItem<'a>>) {
         self.learnt += 1;
         let max = self.limits_params;
         let model = self.endpoints.entry(endpoint, EndpointModel::default);
         model.samples = (model.samples + 1.0).min(HORIZON);
-        for (name, value) in params {
+        for (name, value, dist) in params {
             let slot = match model.params.iter().position(|p| &*p.name == name) {
                 Some(i) => i,
                 None if model.params.len() < max => {
@@ -462,7 +485,10 @@ impl ParamModels {
                     continue;
                 }
             };
-            model.params[slot].learn(value);
+            match dist {
+                Some(d) => model.params[slot].learn_with(value, d),
+                None => model.params[slot].learn(value),
+            }
         }
     }
 }
@@ -480,15 +506,21 @@ mod tests {
     }
 
     #[test]
-    fn short_values_are_counted_as_long_ones_are() {
+    fn the_character_distribution_matches_a_full_sort_of_the_counts() {
         // Short values are sorted to count their bytes; the counts must be the table's.
         let mut state = 0x1234_5678u64;
-        for len in 0..=SHORT_VALUE {
+        // Few and many distinct bytes (past sixteen only the top sixteen are ordered), short
+        // values (sorted) and long ones (counted in a table).
+        let alphabets: [&[u8]; 2] = [b"aab0--%'x", b"abcdefghijklmnopqrstuvwxyz0123456789-_%'"];
+        for (len, alphabet) in (0..=3 * SHORT_VALUE).flat_map(|l| alphabets.map(|a| (l, a))) {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let value: Vec<u8> = (0..len)
-                .map(|i| b"aab0--%'x"[(state >> (i % 50)) as usize % 9])
+                .map(|i| {
+                    let r = state.rotate_left((i % 64) as u32) ^ (i as u64).wrapping_mul(0x9e37);
+                    alphabet[r as usize % alphabet.len()]
+                })
                 .collect();
             let mut counts = [0u32; 256];
             for &b in &value {

@@ -13,6 +13,8 @@ pub struct Param {
     pub name: String,
     pub raw: Vec<u8>,
     pub decoded: Vec<u8>,
+    /// The decoded value's character distribution, worked out once for scoring and learning.
+    pub icd: std::cell::OnceCell<[f64; 6]>,
 }
 
 /// Reused between requests so extraction allocates only when it grows.
@@ -46,6 +48,7 @@ impl Params {
         p.raw.clear();
         p.raw.extend_from_slice(raw);
         p.decoded.clear();
+        p.icd.take();
         if decode {
             percent_decode(raw, &mut p.decoded);
         } else {
