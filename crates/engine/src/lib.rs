@@ -54,7 +54,7 @@ pub struct TxRecord {
     /// Which worker made it (set by the pipeline), so it can be freed there.
     pub origin: u16,
     /// What the analysis stage learnt of it (route, identity, sensitive data), when it ran.
-    pub notes: Option<Box<Notes>>,
+    pub notes: Option<Notes>,
 }
 
 /// The analysis stage's findings on one transaction, written into its record.

@@ -707,7 +707,7 @@ fn annotate(
                     alerted: v.alerted,
                 });
         }
-        rec.notes = Some(Box::new(out));
+        rec.notes = Some(out);
     }
 }
 

@@ -1139,7 +1139,7 @@ pub fn transaction_ocsf(rec: &TxRecord, ctx: &EncodeContext, out: &mut Vec<u8>) 
         .or(resp.map(|r| r.version))
         .map(|v| v.as_str());
     let (start, end) = (tx.start().as_nanos(), tx.end().as_nanos());
-    let notes = rec.notes.as_deref();
+    let notes = rec.notes.as_ref();
     let identity: Vec<Value> = notes.map_or(Vec::new(), |n| {
         n.identity
             .iter()
@@ -1924,11 +1924,11 @@ mod tests {
             b"POST /api/v1/users/12?key=secret&y=%20 HTTP/1.1\r\nHost: API.example.com:8443\r\nUser-Agent: curl/8\r\nContent-Length: 2\r\n\r\n{}",
             b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         );
-        rec.notes = Some(Box::new(engine::Notes {
+        rec.notes = Some(engine::Notes {
             route: Some("POST /api/v1/users/{id}".into()),
             redacted_target: Some("/api/v1/users/12?key=REDACTED&y=%20".into()),
             ..Default::default()
-        }));
+        });
         let v = ocsf_tx(&rec);
         check_ocsf_http_activity(&v);
         assert_eq!(v["activity_id"], 6);
@@ -2037,7 +2037,7 @@ mod tests {
             b"GET /api/v1/users/12?x=1 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: t\xffst\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}",
         );
-        rec.notes = Some(Box::new(engine::Notes {
+        rec.notes = Some(engine::Notes {
             route: Some("GET /api/v1/users/{id}".into()),
             identity: vec![engine::IdentityNote {
                 scheme: "bearer",
@@ -2052,7 +2052,7 @@ mod tests {
                 score: 12.5,
                 alerted: true,
             }),
-        }));
+        });
         let mut out = Vec::new();
         transaction_ocsf(&rec, &ctx(), &mut out);
         check_ocsf_http_activity(&serde_json::from_slice(&out).expect("json"));
