@@ -63,7 +63,7 @@ pub struct Notes {
     /// `METHOD /template` (`mirador.route`); `None` for requests to no known route.
     pub route: Option<ShortStr>,
     /// Credentials seen, as keyed hashes (`mirador.identity`).
-    pub identity: Vec<IdentityNote>,
+    pub identity: smallvec::SmallVec<[IdentityNote; 1]>,
     /// Kinds of sensitive data found in the transaction (`mirador.sensitive`).
     pub sensitive: Vec<&'static str>,
     /// The request target with credential values (API keys, tokens in the query) replaced,

@@ -484,7 +484,12 @@ impl EntityState {
 fn weighted_seconds(age_ns: u64, scale: Scale) -> f64 {
     let half_life = scale.half_life_ns() as f64;
     let mean_life_seconds = half_life / NS_PER_SEC as f64 / std::f64::consts::LN_2;
-    mean_life_seconds * -(-(age_ns as f64) / half_life * std::f64::consts::LN_2).exp_m1()
+    let x = age_ns as f64 / half_life * std::f64::consts::LN_2;
+    // Past e^-40 the term is below an f64's resolution next to 1: skip the call.
+    if x > 40.0 {
+        return mean_life_seconds;
+    }
+    mean_life_seconds * -(-x).exp_m1()
 }
 
 /// Counts of an [`EntityTable`] since it was made.

@@ -187,7 +187,8 @@ impl Inventory {
             endpoints: Vec::new(),
             index: HashMap::default(),
             key: String::new(),
-            routes: HashMap::default(),
+            // Sized once: growing by doubling would rehash (and fault in) it over and over.
+            routes: HashMap::with_capacity_and_hasher(ROUTE_CACHE, Default::default()),
             route_check: ahash::RandomState::new(),
             probe: Vec::new(),
             stats: InventoryStats::default(),

@@ -2039,13 +2039,15 @@ mod tests {
         );
         rec.notes = Some(engine::Notes {
             route: Some("GET /api/v1/users/{id}".into()),
-            identity: vec![engine::IdentityNote {
+            identity: [engine::IdentityNote {
                 scheme: "bearer",
                 location: "header",
                 name: "authorization".into(),
                 credential: [0xab; 16],
                 subject: Some([0x01; 16]),
-            }],
+            }]
+            .into_iter()
+            .collect(),
             sensitive: vec!["email"],
             redacted_target: None,
             anomaly: Some(engine::AnomalyNote {
