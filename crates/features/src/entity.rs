@@ -510,47 +510,6 @@ struct Slot {
     state: EntityState,
 }
 
-/// Slots kept in fixed-size chunks, so that growing the table never copies the slots already
-/// made (a doubling vector of 700-byte slots spends its warm-up in `memcpy` and page faults).
-#[derive(Clone, Debug, Default)]
-struct Slab {
-    chunks: Vec<Vec<Slot>>,
-    len: usize,
-}
-
-/// Slots per chunk (about 360 KiB).
-const CHUNK: usize = 512;
-
-impl Slab {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn push(&mut self, slot: Slot) {
-        if self.len % CHUNK == 0 {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.push(slot);
-            self.len += 1;
-        }
-    }
-}
-
-impl Index<usize> for Slab {
-    type Output = Slot;
-
-    fn index(&self, i: usize) -> &Slot {
-        &self.chunks[i / CHUNK][i % CHUNK]
-    }
-}
-
-impl IndexMut<usize> for Slab {
-    fn index_mut(&mut self, i: usize) -> &mut Slot {
-        &mut self.chunks[i / CHUNK][i % CHUNK]
-    }
-}
-
 /// Entity states keyed by a u64 (the caller hashes IPs, identities, routes, networks), at most
 /// `capacity` of them. Least recently seen first out: a map from key to slot and a doubly
 /// linked list through the slots keep every operation O(1). The list alone decides what goes,
@@ -561,7 +520,8 @@ pub struct EntityTable {
     kind: EntityKind,
     capacity: usize,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
-    slots: Slab,
+    /// Grown in chunks: a doubling vector of 700-byte slots spends its warm-up copying them.
+    slots: crate::chunked::Chunked<Slot>,
     free: Vec<u32>,
     newest: u32,
     oldest: u32,
@@ -576,7 +536,7 @@ impl EntityTable {
             kind,
             capacity: capacity.clamp(1, NIL as usize - 1),
             index: HashMap::default(),
-            slots: Slab::default(),
+            slots: Default::default(),
             free: Vec::new(),
             newest: NIL,
             oldest: NIL,

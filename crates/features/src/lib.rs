@@ -6,9 +6,11 @@
 //! [`sensitive`] finds and redacts sensitive values;
 //! [`tx`] turns one transaction into a fixed feature array;
 //! [`entity`] follows clients, identities, endpoints and networks at several time scales;
-//! [`injection`] finds SQL injection, XSS, traversal, command injection and SSRF in values.
+//! [`injection`] finds SQL injection, XSS, traversal, command injection and SSRF in values;
+//! [`chunked`] is the growable storage of their bounded tables.
 
 pub mod auth;
+pub mod chunked;
 pub mod entity;
 pub mod injection;
 pub mod segment;
