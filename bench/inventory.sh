@@ -6,8 +6,8 @@
 #   CORPUS_DIR holds keepalive.pcap and shortconn.pcap as made by
 #   ../shared/tools/perf-corpus/make.sh (default ../perf-corpus). RUNS: pairs (default 7).
 # Each pair replays the capture with `[inventory] enabled = false`, then with the inventory and
-# features on (the default); the figure is the median of the per-pair time ratios, robust to a
-# shared machine's drifting speed. Then the analysis stage alone, in ns per transaction
+# features on and detection off (detection's cost is bench/detect.sh's); the figure is the
+# median of the per-pair wall-time ratios, robust to a shared machine's drifting speed. Then the analysis stage alone, in ns per transaction
 # (transactions parsed once, fed to a fresh analyzer), and the inventory's operations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ cargo build --release -q -p inventory --example observe_cost
 BIN=target/release/mirador
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 printf '[inventory]\nenabled = false\n' > "$TMP/off.toml"
+printf '[detect]\nenabled = false\n' > "$TMP/on.toml"
 seconds() { /usr/bin/time -f "%e" -o "$TMP/t" "$@" >/dev/null 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }; cat "$TMP/t"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -28,7 +29,7 @@ for cap in keepalive shortconn; do
   : > "$TMP/r"; : > "$TMP/off"; : > "$TMP/on"
   for _ in $(seq "$RUNS"); do
     off=$(seconds "$BIN" replay -c "$TMP/off.toml" --no-progress --workers 1 --transactions /dev/null "$f")
-    on=$(seconds "$BIN" replay --no-progress --workers 1 --transactions /dev/null "$f")
+    on=$(seconds "$BIN" replay -c "$TMP/on.toml" --no-progress --workers 1 --transactions /dev/null "$f")
     echo "$off" >> "$TMP/off"; echo "$on" >> "$TMP/on"
     awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/r"
   done

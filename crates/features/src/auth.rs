@@ -420,7 +420,7 @@ impl Default for AuthConfig {
 pub fn extract(
     headers: &mut dyn Iterator<Item = (&[u8], &[u8])>,
     query: &[u8],
-    cfg: &AuthConfig,
+    names: &AuthMatcher,
     keyer: &Keyer,
     out: &mut Vec<Arc<Credential>>,
 ) {
@@ -429,30 +429,6 @@ pub fn extract(
         out,
         keyer,
     };
-    // Most headers are none of these: reject them by length before comparing names.
-    let mut lengths = 0u64;
-    let mut first_bytes = [false; 256];
-    let mut suffixes = false;
-    for p in &cfg.api_key_headers {
-        match p.strip_prefix('*') {
-            Some(_) => suffixes = true,
-            None if p.len() < 64 => {
-                lengths |= 1 << p.len();
-                if let Some(&b) = p.as_bytes().first() {
-                    first_bytes[usize::from(b.to_ascii_lowercase())] = true;
-                }
-            }
-            None => {}
-        }
-    }
-    let may_be_key = |name: &[u8]| {
-        suffixes
-            || (name.len() < 64
-                && lengths & (1 << name.len()) != 0
-                && name
-                    .first()
-                    .is_some_and(|&b| first_bytes[usize::from(b.to_ascii_lowercase())]))
-    };
     for (name, value) in headers {
         if sink.full() {
             return;
@@ -460,8 +436,8 @@ pub fn extract(
         if name.eq_ignore_ascii_case(b"authorization") {
             authorization(value.trim_ascii(), &mut sink);
         } else if name.eq_ignore_ascii_case(b"cookie") {
-            cookies(value, cfg, &mut sink);
-        } else if may_be_key(name) && name_matches(name, &cfg.api_key_headers) {
+            cookies(value, &names.cookies, &mut sink);
+        } else if names.headers.matches(name) {
             sink.keyed_value(Scheme::ApiKey, Location::Header, name, value.trim_ascii());
         }
     }
@@ -477,7 +453,7 @@ pub fn extract(
         let Some(name) = percent_decode_into(raw_name, &mut name_buf) else {
             continue;
         };
-        if name_matches(name, &cfg.api_key_params) {
+        if names.params.matches(name) {
             let value = percent_decode(raw_value);
             sink.keyed_value(Scheme::ApiKey, Location::Query, name, &value);
         }
@@ -744,7 +720,7 @@ fn unescape_quoted(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-fn cookies(header: &[u8], cfg: &AuthConfig, sink: &mut Sink<'_>) {
+fn cookies(header: &[u8], session_cookies: &Names, sink: &mut Sink<'_>) {
     for pair in header.split(|&b| b == b';') {
         if sink.full() {
             return;
@@ -753,7 +729,7 @@ fn cookies(header: &[u8], cfg: &AuthConfig, sink: &mut Sink<'_>) {
             continue;
         };
         let name = pair[..eq].trim_ascii();
-        if !name_matches(name, &cfg.session_cookies) {
+        if !session_cookies.matches(name) {
             continue;
         }
         let mut value = pair[eq + 1..].trim_ascii();
@@ -764,17 +740,72 @@ fn cookies(header: &[u8], cfg: &AuthConfig, sink: &mut Sink<'_>) {
     }
 }
 
-fn name_matches(name: &[u8], patterns: &[String]) -> bool {
-    patterns
-        .iter()
-        .any(|pattern| match pattern.strip_prefix('*') {
-            Some(suffix) => {
-                name.len() >= suffix.len() && {
-                    name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+/// An [`AuthConfig`]'s name lists made ready for matching, once per configuration: most
+/// names on a request are none of these, and are turned away by their length.
+#[derive(Clone, Debug, Default)]
+pub struct AuthMatcher {
+    headers: Names,
+    params: Names,
+    cookies: Names,
+}
+
+impl AuthMatcher {
+    pub fn new(cfg: &AuthConfig) -> AuthMatcher {
+        AuthMatcher {
+            headers: Names::new(&cfg.api_key_headers),
+            params: Names::new(&cfg.api_key_params),
+            cookies: Names::new(&cfg.session_cookies),
+        }
+    }
+
+    /// The header carries an API key (matched as [`extract`] does).
+    pub fn is_api_key_header(&self, name: &[u8]) -> bool {
+        self.headers.matches(name)
+    }
+}
+
+/// Names matched case-insensitively; an entry starting with `*` matches any name ending with
+/// the rest.
+#[derive(Clone, Debug, Default)]
+struct Names {
+    exact: Vec<Box<[u8]>>,
+    /// Bit n is set when an exact name is n bytes long (n < 64); `long` when one is longer.
+    lengths: u64,
+    long: bool,
+    suffixes: Vec<Box<[u8]>>,
+}
+
+impl Names {
+    fn new(patterns: &[String]) -> Names {
+        let mut names = Names::default();
+        for p in patterns {
+            match p.strip_prefix('*') {
+                Some(suffix) => names.suffixes.push(suffix.as_bytes().into()),
+                None => {
+                    match p.len() {
+                        n if n < 64 => names.lengths |= 1 << n,
+                        _ => names.long = true,
+                    }
+                    names.exact.push(p.as_bytes().into());
                 }
             }
-            None => name.eq_ignore_ascii_case(pattern.as_bytes()),
-        })
+        }
+        names
+    }
+
+    fn matches(&self, name: &[u8]) -> bool {
+        let n = name.len();
+        let length_used = if n < 64 {
+            self.lengths & (1 << n) != 0
+        } else {
+            self.long
+        };
+        (length_used && self.exact.iter().any(|e| name.eq_ignore_ascii_case(e)))
+            || self
+                .suffixes
+                .iter()
+                .any(|s| n >= s.len() && name[n - s.len()..].eq_ignore_ascii_case(s))
+    }
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -871,6 +902,37 @@ fn clip_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_exactly_or_by_suffix_whatever_the_case() {
+        let long = "x".repeat(70);
+        let names = Names::new(&[
+            "x-api-key".into(),
+            "*-secret".into(),
+            long.clone(),
+            "apikey".into(),
+        ]);
+        for yes in [
+            "X-API-Key",
+            "x-client-SECRET",
+            "-secret",
+            "ApiKey",
+            &long.to_uppercase(),
+        ] {
+            assert!(names.matches(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "accept",
+            "x-api-keys",
+            "secret",
+            "",
+            &"x".repeat(71),
+            "api-key",
+        ] {
+            assert!(!names.matches(no.as_bytes()), "{no}");
+        }
+        assert!(!Names::new(&[]).matches(b"x-api-key"));
+    }
     use proptest::prelude::*;
 
     const KEY: &[u8] = b"deployment key";
@@ -895,7 +957,13 @@ mod tests {
         let keyer = Keyer::new(KEY);
         let mut out = Vec::new();
         let mut iter = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
-        extract(&mut iter, query.as_bytes(), cfg, &keyer, &mut out);
+        extract(
+            &mut iter,
+            query.as_bytes(),
+            &AuthMatcher::new(cfg),
+            &keyer,
+            &mut out,
+        );
         out.into_iter().map(|c| (*c).clone()).collect()
     }
 
@@ -1194,7 +1262,7 @@ mod tests {
         extract(
             &mut iter,
             b"page=1&sort=name",
-            &AuthConfig::default(),
+            &AuthMatcher::new(&AuthConfig::default()),
             &keyer,
             &mut out,
         );
@@ -1324,7 +1392,13 @@ mod tests {
             let keyer = Keyer::new(b"k");
             let mut out = Vec::new();
             let mut iter = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
-            extract(&mut iter, &query, &AuthConfig::default(), &keyer, &mut out);
+            extract(
+                &mut iter,
+                &query,
+                &AuthMatcher::new(&AuthConfig::default()),
+                &keyer,
+                &mut out,
+            );
             prop_assert!(out.len() <= MAX_CREDENTIALS);
             for credential in &out {
                 prop_assert_eq!(credential.subject.is_some(), credential.subject_hash.is_some());

@@ -281,7 +281,8 @@ const ENTROPY_TABLE: usize = 2048;
 struct Sample {
     counts: [u32; 256],
     /// The distinct bytes, in order of first sight: loops visit these, not all 256 counts.
-    seen: [u8; 256],
+    /// One spare entry: every byte is written at `distinct`, kept only when new.
+    seen: [u8; 257],
     distinct: usize,
     len: usize,
 }
@@ -290,17 +291,16 @@ impl Sample {
     fn of(parts: &[&[u8]]) -> Sample {
         let mut sample = Sample {
             counts: [0; 256],
-            seen: [0; 256],
+            seen: [0; 257],
             distinct: 0,
             len: 0,
         };
         for part in parts {
             for &b in *part {
+                // Branch-free: a new byte is a coin toss the predictor loses early in a value.
                 let count = &mut sample.counts[usize::from(b)];
-                if *count == 0 {
-                    sample.seen[sample.distinct] = b;
-                    sample.distinct += 1;
-                }
+                sample.seen[sample.distinct] = b;
+                sample.distinct += usize::from(*count == 0);
                 *count += 1;
             }
             sample.len += part.len();
@@ -408,6 +408,24 @@ mod tests {
         assert_eq!(f.get(TxFeature::Cookies), f[TxFeature::Cookies]);
         let listed: Vec<_> = f.iter().map(|(feature, _)| feature).collect();
         assert_eq!(listed, TxFeature::ALL);
+    }
+
+    #[test]
+    fn every_byte_value_once_is_eight_bits_of_entropy() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let f = extract(&TxInput {
+            query: &all[..128],
+            request_body: &all[128..],
+            request_body_len: 128,
+            ..TxInput::default()
+        });
+        assert_eq!(f[TxFeature::Entropy], 8.0);
+        assert_eq!(f[TxFeature::NonAscii], 0.5);
+        let shares: f64 = CLASS_FEATURES.iter().map(|&c| f[c]).sum();
+        assert!((shares - 1.0).abs() < 1e-12, "{shares}");
+        // Twice over: the spare entry of the distinct list is written and never kept.
+        let twice: Vec<u8> = all.iter().chain(&all).copied().collect();
+        assert_eq!(with_query(&twice)[TxFeature::Entropy], 8.0);
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub struct Inventory {
     cfg: InventoryConfig,
     catalogue: Catalogue,
     keyer: Keyer,
+    /// `cfg.auth` ready for matching.
+    auth: auth::AuthMatcher,
     endpoints: Vec<Endpoint>,
     /// `host NUL method NUL template` → slot in `endpoints` (one string: one hash, no
     /// allocation to look up).
@@ -184,6 +186,7 @@ impl Inventory {
         Inventory {
             catalogue: Catalogue::new(cfg.catalogue, cfg.rules.clone()),
             keyer: Keyer::new(&cfg.identity_key),
+            auth: auth::AuthMatcher::new(&cfg.auth),
             endpoints: Vec::new(),
             index: HashMap::default(),
             key: String::new(),
@@ -242,7 +245,7 @@ impl Inventory {
         auth::extract(
             &mut req.head.iter(),
             query.as_bytes(),
-            &self.cfg.auth,
+            &self.auth,
             &self.keyer,
             &mut notes.credentials,
         );
@@ -438,7 +441,7 @@ impl Inventory {
             if ep.add_param(Place::Header, name, &value, &limits) && warm {
                 notes.unseen_params += 1;
             }
-            if is_credential_header(name, &self.cfg.auth) {
+            if self.auth.is_api_key_header(name.as_bytes()) {
                 continue;
             }
             findings.clear();
@@ -963,12 +966,6 @@ fn is_standard_header(name: &str) -> bool {
         )
 }
 
-fn is_credential_header(name: &str, cfg: &AuthConfig) -> bool {
-    cfg.api_key_headers
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1032,7 +1029,7 @@ mod tests {
         auth::extract(
             &mut std::iter::empty(),
             b"page=2&api%5Fkey=pk_live_abc123&q=x",
-            &AuthConfig::default(),
+            &auth::AuthMatcher::new(&AuthConfig::default()),
             &keyer,
             &mut creds,
         );
