@@ -50,6 +50,13 @@ pub enum Scale {
     H1,
 }
 
+/// `f` of every scale, in [`Scale::ALL`] order. Written out: `ALL.map` goes through a
+/// draining iterator that the hot entity update did not see through.
+#[inline]
+fn per_scale(f: impl Fn(Scale) -> f64) -> [f64; 4] {
+    [f(Scale::S10), f(Scale::M1), f(Scale::M10), f(Scale::H1)]
+}
+
 impl Scale {
     /// Every scale, shortest first; `scale as usize` is its index here.
     pub const ALL: [Scale; 4] = [Scale::S10, Scale::M1, Scale::M10, Scale::H1];
@@ -442,9 +449,9 @@ impl EntityState {
         let now = now_ns.max(self.last_seen);
         let decays = self.decays(now);
         let age_ns = (now - self.first_seen).max(NS_PER_SEC);
-        let seconds = Scale::ALL.map(|s| weighted_seconds(age_ns, s));
+        let seconds = per_scale(|s| weighted_seconds(age_ns, s));
         let per_second = |count: f64, s: Scale| count * decays[s as usize] / seconds[s as usize];
-        let rates = Scale::ALL.map(|s| per_second(self.requests[s as usize], s));
+        let rates = per_scale(|s| per_second(self.requests[s as usize], s));
         let ratio = |part: f64, whole: f64| {
             if whole > 0.0 {
                 (part / whole).min(1.0)
@@ -474,7 +481,7 @@ impl EntityState {
 
     fn decays(&self, now: u64) -> [f64; 4] {
         let elapsed = now.saturating_sub(self.last_seen);
-        Scale::ALL.map(|s| decay(elapsed, s.half_life_ns()))
+        per_scale(|s| decay(elapsed, s.half_life_ns()))
     }
 }
 
@@ -798,6 +805,8 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_all_is_in_discriminant_order() {
+        assert_eq!(per_scale(|s| s as usize as f64), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(Scale::ALL.map(|s| s as usize), [0, 1, 2, 3]);
         let mut names = std::collections::HashSet::new();
         for (i, f) in EntityFeature::ALL.iter().enumerate() {
             assert_eq!(*f as usize, i, "{f:?}");
