@@ -141,13 +141,8 @@ pub struct Inventory {
     /// allocation to look up).
     index: HashMap<Box<str>, usize, ahash::RandomState>,
     key: String,
-    /// Raw `host NUL method NUL path`, by hash, → its endpoint, valid for one catalogue
-    /// generation.
-    routes: HashMap<u64, CachedRoute, ahash::RandomState>,
-    /// A second, independently seeded hash of the same key, checked on a hit: with the map's
-    /// own, 128 bits tell keys apart without keeping them (reading a kept key back is a cache
-    /// miss per transaction).
-    route_check: ahash::RandomState,
+    /// Raw `host NUL method NUL path` → its endpoint, valid for one catalogue generation.
+    routes: RouteCache,
     probe: Vec<u8>,
     stats: InventoryStats,
     findings: Vec<Finding>,
@@ -163,14 +158,82 @@ impl std::fmt::Debug for Inventory {
     }
 }
 
-/// Paths remembered by the route cache before it starts over (entries are fixed-size: a spray
-/// of long paths costs no more than short ones).
-const ROUTE_CACHE: usize = 1 << 16;
+/// Sets of the route cache (two entries each: 2 MiB).
+const ROUTE_SETS: usize = 1 << 15;
 
+/// Where recently seen raw paths went: two-way set-associative over a hash of the path, so a
+/// lookup reads one cache line (a hash map's control bytes and bucket were two misses per
+/// transaction). Entries keep no key: a second, independently seeded hash is checked instead
+/// (with the set's bits, over 75 bits tell keys apart). Fixed size: a spray of paths only
+/// turns entries over.
+struct RouteCache {
+    sets: Vec<RouteSet>,
+    set_hash: ahash::RandomState,
+    check_hash: ahash::RandomState,
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct RouteSet([CachedRoute; 2]);
+
+#[derive(Clone, Copy, Default)]
 struct CachedRoute {
+    /// Never 0 for a real entry (its low bit is set).
     check: u64,
     generation: u64,
     slot: usize,
+}
+
+/// A path's place in the route cache.
+#[derive(Clone, Copy)]
+struct RouteProbe {
+    set: usize,
+    check: u64,
+}
+
+impl RouteCache {
+    fn new() -> Self {
+        RouteCache {
+            sets: vec![RouteSet::default(); ROUTE_SETS],
+            set_hash: ahash::RandomState::new(),
+            check_hash: ahash::RandomState::new(),
+        }
+    }
+
+    fn probe(&self, key: &[u8]) -> RouteProbe {
+        RouteProbe {
+            set: self.set_hash.hash_one(key) as usize & (ROUTE_SETS - 1),
+            check: self.check_hash.hash_one(key) | 1,
+        }
+    }
+
+    fn get(&mut self, p: RouteProbe, generation: u64) -> Option<usize> {
+        let set = &mut self.sets[p.set].0;
+        let hit = |e: &CachedRoute| e.check == p.check && e.generation == generation;
+        if hit(&set[0]) {
+            return Some(set[0].slot);
+        }
+        if hit(&set[1]) {
+            // The more recently used stays; the other goes first.
+            set.swap(0, 1);
+            return Some(set[0].slot);
+        }
+        None
+    }
+
+    fn insert(&mut self, p: RouteProbe, generation: u64, slot: usize) {
+        let set = &mut self.sets[p.set].0;
+        set[1] = set[0];
+        set[0] = CachedRoute {
+            check: p.check,
+            generation,
+            slot,
+        };
+    }
+
+    fn clear(&mut self) {
+        self.sets.fill(RouteSet::default());
+    }
 }
 
 /// (host, method, template).
@@ -190,9 +253,7 @@ impl Inventory {
             endpoints: Vec::new(),
             index: HashMap::default(),
             key: String::new(),
-            // Sized once: growing by doubling would rehash (and fault in) it over and over.
-            routes: HashMap::with_capacity_and_hasher(ROUTE_CACHE, Default::default()),
-            route_check: ahash::RandomState::new(),
+            routes: RouteCache::new(),
             probe: Vec::new(),
             stats: InventoryStats::default(),
             findings: Vec::new(),
@@ -274,15 +335,9 @@ impl Inventory {
         for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
             self.probe.extend_from_slice(part);
         }
-        let fingerprint = self.routes.hasher().hash_one(&self.probe[..]);
-        let check = self.route_check.hash_one(&self.probe[..]);
+        let probe = self.routes.probe(&self.probe);
         let generation = self.catalogue.generation();
-        let cached = self
-            .routes
-            .get(&fingerprint)
-            .filter(|c| c.generation == generation && c.check == check)
-            .map(|c| c.slot);
-        let slot = match cached {
+        let slot = match self.routes.get(probe, generation) {
             Some(slot) => slot,
             None => {
                 let host = host_name(host_header, server_ip);
@@ -316,17 +371,7 @@ impl Inventory {
                     }
                 };
                 if routed.source != RouteSource::Unlearned {
-                    if self.routes.len() >= ROUTE_CACHE {
-                        self.routes.clear();
-                    }
-                    self.routes.insert(
-                        fingerprint,
-                        CachedRoute {
-                            check,
-                            generation: self.catalogue.generation(),
-                            slot,
-                        },
-                    );
+                    self.routes.insert(probe, self.catalogue.generation(), slot);
                 }
                 slot
             }
@@ -969,6 +1014,30 @@ fn is_standard_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_route_cache_keeps_two_per_set_most_recently_used_first() {
+        let mut c = RouteCache::new();
+        let p = |set, check| RouteProbe { set, check };
+        assert_eq!(c.get(p(7, 3), 1), None, "empty");
+        assert_eq!(c.get(p(7, 1), 0), None, "an empty entry never matches a probe");
+        c.insert(p(7, 3), 1, 30);
+        c.insert(p(7, 5), 1, 50);
+        assert_eq!(c.get(p(7, 3), 1), Some(30));
+        assert_eq!(c.get(p(7, 3), 2), None, "another generation");
+        assert_eq!(c.get(p(8, 3), 1), None, "another set");
+        // 3 was used last: a third entry in the set pushes out 5.
+        c.insert(p(7, 9), 1, 90);
+        assert_eq!(c.get(p(7, 5), 1), None);
+        assert_eq!(c.get(p(7, 3), 1), Some(30));
+        assert_eq!(c.get(p(7, 9), 1), Some(90));
+        c.clear();
+        assert_eq!(c.get(p(7, 9), 1), None);
+        let (a, b) = (c.probe(b"h\0GET\0/a"), c.probe(b"h\0GET\0/b"));
+        assert!(a.check & 1 == 1 && a.set < ROUTE_SETS);
+        assert!(a.check != b.check || a.set != b.set);
+        assert_eq!(c.probe(b"h\0GET\0/a").check, a.check, "stable within a run");
+    }
 
     #[test]
     fn the_object_id_is_the_path_segment_under_the_last_parameter() {
