@@ -1020,7 +1020,11 @@ mod tests {
         let mut c = RouteCache::new();
         let p = |set, check| RouteProbe { set, check };
         assert_eq!(c.get(p(7, 3), 1), None, "empty");
-        assert_eq!(c.get(p(7, 1), 0), None, "an empty entry never matches a probe");
+        assert_eq!(
+            c.get(p(7, 1), 0),
+            None,
+            "an empty entry never matches a probe"
+        );
         c.insert(p(7, 3), 1, 30);
         c.insert(p(7, 5), 1, 50);
         assert_eq!(c.get(p(7, 3), 1), Some(30));
