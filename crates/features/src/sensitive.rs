@@ -267,6 +267,8 @@ const LOCAL: u8 = 4;
 const DOMAIN: u8 = 8;
 const FORM_KEY: u8 = 16;
 const JSON_KEY: u8 = 32;
+/// Lowercase letters and the space: prose, which holds no token (see [`Scanner::run`]).
+const PLAIN: u8 = 64;
 
 static CLASSES: [u8; 256] = build_classes();
 
@@ -294,6 +296,9 @@ const fn build_classes() -> [u8; 256] {
         }
         if matches!(b, 0x20..=0x7e) && !matches!(b, b'"' | b'\\' | b':' | b'{' | b'}' | b',') {
             class |= JSON_KEY;
+        }
+        if b.is_ascii_lowercase() || b == b' ' {
+            class |= PLAIN;
         }
         table[i] = class;
         i += 1;
@@ -364,6 +369,8 @@ fn longer(a: Option<(Kind, usize)>, b: Option<(Kind, usize)>) -> Option<(Kind, u
 
 struct Scanner<'a> {
     s: &'a [u8],
+    /// Pass over words of prose whole (off only to test that it changes nothing).
+    skip_prose: bool,
     at_sign: Option<AtSign>,
     /// No `@` at or after this offset.
     no_at_sign_from: usize,
@@ -415,6 +422,7 @@ impl<'a> Scanner<'a> {
     fn new(s: &'a [u8]) -> Self {
         Scanner {
             s,
+            skip_prose: true,
             at_sign: None,
             no_at_sign_from: usize::MAX,
             pem_end: NextMatch::default(),
@@ -428,6 +436,20 @@ impl<'a> Scanner<'a> {
         let mut i = 0;
         while i < n && out.len() < stop {
             let b = s[i];
+            // Prose (lowercase words and spaces) holds no token: every pattern that may start
+            // with a lowercase letter needs another byte within its word (`eyJ`, `ghp_`,
+            // `xoxb-`, `sk_live_`, an e-mail's `@`), and no token holds a space. So the words
+            // of a run that end at a space inside it are passed over whole; its last word (it
+            // may go on) is looked at as usual.
+            if self.skip_prose && has(b, PLAIN) && boundary_before(s, i) {
+                let run = class_run(s, i, PLAIN);
+                if let Some(space) = memchr::memrchr(b' ', &s[i..i + run]) {
+                    if space > 0 {
+                        i += space + 1;
+                        continue;
+                    }
+                }
+            }
             let found = if is_word(b) {
                 let email_start = self.email_start(i);
                 let mut best = self.match_at(i);
@@ -1572,6 +1594,68 @@ mod tests {
         out.iter()
             .map(|f| (f.kind, input[f.range.clone()].to_string()))
             .collect()
+    }
+
+    fn scanned(input: &[u8], skip_prose: bool) -> Vec<(Kind, Range<usize>)> {
+        let mut out = Vec::new();
+        let mut scanner = Scanner::new(input);
+        scanner.skip_prose = skip_prose;
+        scanner.run(&mut out, usize::MAX);
+        out.into_iter().map(|f| (f.kind, f.range)).collect()
+    }
+
+    const PROSE_AND_TOKENS: &[&str] = &[
+        "alpha ",
+        "beta ",
+        "gamma",
+        " ",
+        "  ",
+        "e",
+        "ey",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+        "sk",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "ghp_",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "xox",
+        "xoxb-1234-5678-abcdefgh",
+        "jane.doe",
+        "@",
+        "example.com",
+        "user@example.org",
+        "4111 1111 1111 1111",
+        "4111111111111111",
+        "+44 20 7946 0958",
+        "(555) 123-4567",
+        "GB82 WEST 1234 5698 7654 32",
+        "AKIAIOSFODNN7EXAMPLE",
+        "password",
+        "=",
+        ":",
+        "\"",
+        "\\n",
+        "hunter2",
+        "123-45-6789",
+        "-----BEGIN PRIVATE KEY-----",
+        "_",
+        ".",
+        ",",
+        "%40",
+    ];
+
+    proptest! {
+        #[test]
+        fn passing_over_prose_finds_what_looking_at_every_word_finds(
+            parts in proptest::collection::vec(0..PROSE_AND_TOKENS.len(), 0..40)
+        ) {
+            let text: String = parts.iter().map(|&i| PROSE_AND_TOKENS[i]).collect();
+            prop_assert_eq!(
+                scanned(text.as_bytes(), true),
+                scanned(text.as_bytes(), false),
+                "{:?}",
+                text
+            );
+        }
     }
 
     fn only(input: &str) -> (Kind, String) {
