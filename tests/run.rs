@@ -372,6 +372,41 @@ fn drops_root_to_the_configured_user_keeping_capture() {
         .find(|l| l.starts_with("CapEff:"))
         .expect("CapEff")
         .to_string();
+    // Every thread, the ones started before the drop (metrics, outputs) included: capability
+    // sets are per thread, and only the switching thread asked to keep any.
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", s.child.id())).expect("tasks") {
+        let status =
+            std::fs::read_to_string(task.expect("task").path().join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l[name.len()..].trim().to_string())
+                .unwrap_or_default()
+        };
+        threads.push((
+            field("Name:"),
+            field("Uid:"),
+            field("CapPrm:"),
+            field("CapEff:"),
+        ));
+    }
+    assert!(threads.len() > 3, "{threads:?}");
+    for (name, uid, prm, eff) in &threads {
+        assert!(
+            !uid.split_whitespace().any(|u| u == "0"),
+            "{name} still root: {uid}"
+        );
+        for set in [prm, eff] {
+            let bits = u64::from_str_radix(set, 16).expect("capability mask");
+            assert_eq!(
+                bits & !0x3000,
+                0,
+                "{name} keeps more than NET_RAW/NET_ADMIN: {set}"
+            );
+        }
+    }
     assert!(get(port, "/as-nobody").starts_with("HTTP/1.1 200"));
     wait_for("transaction after the drop", || {
         metric(s.metrics, "mirador_transactions_total").unwrap_or(0) >= 1
