@@ -68,7 +68,7 @@ pub fn tools_for(tls: bool) -> bool {
         return true;
     }
     let why = format!(
-        "{} missing; scripts/setup-debian.sh installs it",
+        "{} missing; scripts/setup-debian.sh --tests installs it",
         missing.join(" and ")
     );
     assert!(!ci(), "CI is set but {why}");
