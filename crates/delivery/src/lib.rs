@@ -475,27 +475,20 @@ impl DeadLetter {
             "reason": reason,
             "payload": String::from_utf8_lossy(&r.payload),
         });
-        let Some(path) = &self.path else {
+        // Cloned: `open` needs the writer mutably (rejects are rare).
+        let Some(path) = self.path.clone() else {
             tracing::error!(output, alert_id = %r.alert_id, "alert rejected for good: {reason}");
             return;
         };
+        let path = path.as_path();
         let mut b = line.to_string().into_bytes();
         b.push(b'\n');
-        if self.file.is_none() {
-            match OpenOptions::new().create(true).append(true).open(path) {
-                Ok(f) => {
-                    self.bytes = f.metadata().map_or(0, |m| m.len());
-                    self.file = Some(f);
-                }
-                Err(e) => {
-                    tracing::error!(output, "dead-letter file {}: {e}", path.display());
-                    return;
-                }
-            }
+        if self.file.is_none() && !self.open(output, path) {
+            return;
         }
         if self.bytes > 0 && self.bytes + b.len() as u64 > self.max_bytes {
             // Bounded: the full file becomes `.1`, dropping the one before it.
-            let mut old = path.clone().into_os_string();
+            let mut old = path.as_os_str().to_owned();
             old.push(".1");
             self.file = None;
             match std::fs::rename(path, &old) {
@@ -508,15 +501,8 @@ impl DeadLetter {
                 ),
                 Err(e) => tracing::error!(output, "dead-letter file {}: {e}", path.display()),
             }
-            match OpenOptions::new().create(true).append(true).open(path) {
-                Ok(f) => {
-                    self.bytes = f.metadata().map_or(0, |m| m.len());
-                    self.file = Some(f);
-                }
-                Err(e) => {
-                    tracing::error!(output, "dead-letter file {}: {e}", path.display());
-                    return;
-                }
+            if !self.open(output, path) {
+                return;
             }
         }
         if let Some(f) = self.file.as_mut() {
@@ -526,6 +512,21 @@ impl DeadLetter {
                     tracing::error!(output, "dead-letter file {}: {e}", path.display());
                     self.file = None;
                 }
+            }
+        }
+    }
+
+    /// Opens (appending) the dead-letter file; false, logged, when it cannot be.
+    fn open(&mut self, output: &str, path: &std::path::Path) -> bool {
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => {
+                self.bytes = f.metadata().map_or(0, |m| m.len());
+                self.file = Some(f);
+                true
+            }
+            Err(e) => {
+                tracing::error!(output, "dead-letter file {}: {e}", path.display());
+                false
             }
         }
     }
