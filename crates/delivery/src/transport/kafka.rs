@@ -375,7 +375,9 @@ impl KafkaOut {
                 .map_err(|e| SendError::Retriable(format!("kafka producer: {e}")))?;
             self.producer = Some(p);
         }
-        Ok(self.producer.as_ref().expect("set above"))
+        self.producer
+            .as_ref()
+            .ok_or_else(|| SendError::Retriable("kafka producer: not made".into()))
     }
 
     /// Drops the producer (after a fatal error of the idempotent producer, or when an attempt
