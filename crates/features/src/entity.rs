@@ -71,6 +71,17 @@ impl Scale {
             }
     }
 
+    /// 1 / [`Scale::half_life_ns`].
+    fn per_half_life_ns(self) -> f64 {
+        const PER: [f64; 4] = [
+            1.0 / (10.0 * NS_PER_SEC as f64),
+            1.0 / (60.0 * NS_PER_SEC as f64),
+            1.0 / (600.0 * NS_PER_SEC as f64),
+            1.0 / (3600.0 * NS_PER_SEC as f64),
+        ];
+        PER[self as usize]
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scale::S10 => "10s",
@@ -86,7 +97,11 @@ fn decay(elapsed_ns: u64, half_life_ns: u64) -> f64 {
     if elapsed_ns == 0 {
         return 1.0;
     }
-    let x = elapsed_ns as f64 / half_life_ns.max(1) as f64;
+    decay_by(elapsed_ns as f64 / half_life_ns.max(1) as f64)
+}
+
+/// 2^-x, for x = elapsed / half-life.
+fn decay_by(x: f64) -> f64 {
     if x < 0.01 {
         // Busy entities see each other moments apart: four terms suffice (error < 3e-11).
         let a = x * std::f64::consts::LN_2;
@@ -95,30 +110,42 @@ fn decay(elapsed_ns: u64, half_life_ns: u64) -> f64 {
     exp2_neg(x)
 }
 
-/// 2^-x for x ≥ 0, to about 1e-12 relative, in plain IEEE arithmetic: the same bits on every
+/// 2^-x for x ≥ 0, to about 1e-14 relative, in plain IEEE arithmetic: the same bits on every
 /// platform (a libm `exp` is not bound to), and a few multiplies instead of a call.
 fn exp2_neg(x: f64) -> f64 {
-    // e^-a = Σ (-a)^k / k!, k ≤ 12, for a = f·ln 2 in [0, ln 2): last term below 2e-12.
-    const TAYLOR: [f64; 13] = {
-        let mut c = [1.0; 13];
-        let mut k = 1;
-        while k < 13 {
-            c[k] = -c[k - 1] / k as f64;
-            k += 1;
-        }
-        c
-    };
     if x.is_nan() || x > 1000.0 {
         return 0.0;
     }
-    let x = x.max(0.0);
-    let whole = x.floor();
-    let a = (x - whole) * std::f64::consts::LN_2;
-    let sum = TAYLOR.iter().rev().fold(0.0, |acc, c| acc * a + c);
-    // 2^-whole exactly, through the exponent bits (whole ≤ 1000 stays normal).
-    let scale = f64::from_bits(((1023 - whole as i64) as u64) << 52);
-    sum * scale
+    // x = whole + k/64 + r/64 with r in [0, 1): 2^-whole through the exponent bits, 2^(-k/64)
+    // from a table, and 2^(-r/64) = e^-a, a = r·ln 2/64 < 0.011, by five Taylor terms (the
+    // sixth is below 3e-15).
+    let steps = (x.max(0.0) * 64.0).floor();
+    let a = (x.max(0.0) * 64.0 - steps) * (std::f64::consts::LN_2 / 64.0);
+    let steps = steps as u64;
+    let near = 1.0 - a * (1.0 - a * (0.5 - a * (1.0 / 6.0 - a * (1.0 / 24.0 - a * (1.0 / 120.0)))));
+    let scale = f64::from_bits((1023 - (steps >> 6)) << 52);
+    near * EXP2_SIXTY_FOURTHS[(steps & 63) as usize] * scale
 }
+
+/// 2^(-k/64) for k in 0..64, by the Taylor series of e^-a (a = k/64·ln 2) to 20 terms, past an
+/// f64's resolution, evaluated when compiling.
+const EXP2_SIXTY_FOURTHS: [f64; 64] = {
+    let mut table = [0.0; 64];
+    let mut k = 0;
+    while k < 64 {
+        let a = k as f64 / 64.0 * std::f64::consts::LN_2;
+        // Σ (-a)^n / n!, n ≤ 20: far past f64 resolution for a < ln 2.
+        let (mut sum, mut term, mut n) = (1.0, 1.0, 1);
+        while n <= 20 {
+            term = -term * a / n as f64;
+            sum += term;
+            n += 1;
+        }
+        table[k] = sum;
+        k += 1;
+    }
+    table
+};
 
 /// An exponentially damped count: its value halves every half-life of packet time. The caller
 /// passes the same half-life to every call.
@@ -196,6 +223,12 @@ impl Default for Distinct {
 
 impl Distinct {
     pub fn insert(&mut self, now_ns: u64, hash: u64, scale: Scale) {
+        // Caller hashes need not be uniform in every bit; the register index and rank need it.
+        self.insert_mixed(now_ns, finalize(hash), scale);
+    }
+
+    /// [`Distinct::insert`] of a hash already through `finalize` (one mix for several sets).
+    fn insert_mixed(&mut self, now_ns: u64, h: u64, scale: Scale) {
         let now_ns = now_ns.max(self.last_ns);
         if now_ns >= self.window_end_ns {
             let window = scale.half_life_ns();
@@ -215,8 +248,6 @@ impl Distinct {
         }
         self.last_ns = now_ns;
 
-        // Caller hashes need not be uniform in every bit; the register index and rank need it.
-        let h = finalize(hash);
         let register = (h >> (64 - REGISTER_BITS)) as usize;
         let rank = ((h << REGISTER_BITS).leading_zeros() + 1).min(MAX_RANK) as u8;
         let shift = (register % 2) * 4;
@@ -436,12 +467,14 @@ impl EntityState {
         self.last_seen = now;
 
         if e.endpoint != 0 {
-            self.endpoints_1m.insert(now, e.endpoint, Scale::M1);
-            self.endpoints_1h.insert(now, e.endpoint, Scale::H1);
+            let mixed = finalize(e.endpoint);
+            self.endpoints_1m.insert_mixed(now, mixed, Scale::M1);
+            self.endpoints_1h.insert_mixed(now, mixed, Scale::H1);
         }
         if let Some(object) = e.object {
-            self.objects_1m.insert(now, object, Scale::M1);
-            self.objects_1h.insert(now, object, Scale::H1);
+            let mixed = finalize(object);
+            self.objects_1m.insert_mixed(now, mixed, Scale::M1);
+            self.objects_1h.insert_mixed(now, mixed, Scale::H1);
         }
     }
 
@@ -481,7 +514,12 @@ impl EntityState {
 
     fn decays(&self, now: u64) -> [f64; 4] {
         let elapsed = now.saturating_sub(self.last_seen);
-        per_scale(|s| decay(elapsed, s.half_life_ns()))
+        if elapsed == 0 {
+            return [1.0; 4];
+        }
+        // By reciprocals: four divisions were a chain of slow instructions on every update.
+        let elapsed = elapsed as f64;
+        per_scale(|s| decay_by(elapsed * s.per_half_life_ns()))
     }
 }
 
@@ -582,6 +620,11 @@ impl EntityTable {
     /// callers that read them only for some transactions).
     pub fn update(&mut self, key: u64, e: &Event) {
         let slot = match self.index.get(&key) {
+            // A busy entity is often the one seen last: already in place.
+            Some(&slot) if slot == self.newest => {
+                self.slots[slot as usize].state.observe(e);
+                return;
+            }
             Some(&slot) => {
                 self.unlink(slot);
                 slot
@@ -799,7 +842,7 @@ mod tests {
             let want = (-x).exp2();
             let got = exp2_neg(x);
             assert!(
-                (got - want).abs() <= 1e-11 * want.max(1e-300),
+                (got - want).abs() <= 1e-13 * want.max(1e-300),
                 "2^-{x}: {got} vs {want}"
             );
         }

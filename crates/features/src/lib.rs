@@ -7,12 +7,14 @@
 //! [`tx`] turns one transaction into a fixed feature array;
 //! [`entity`] follows clients, identities, endpoints and networks at several time scales;
 //! [`injection`] finds SQL injection, XSS, traversal, command injection and SSRF in values;
-//! [`chunked`] is the growable storage of their bounded tables.
+//! [`chunked`] is the growable storage of their bounded tables; [`prefetch`] overlaps their
+//! cache misses across a batch.
 
 pub mod auth;
 pub mod chunked;
 pub mod entity;
 pub mod injection;
+pub mod prefetch;
 pub mod segment;
 pub mod sensitive;
 pub mod template;

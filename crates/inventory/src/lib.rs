@@ -18,7 +18,7 @@ pub mod schema;
 pub mod sketch;
 pub mod spec;
 
-pub use observe::{Annotations, EndpointKey, Inventory, InventoryConfig, InventoryStats};
+pub use observe::{Ahead, Annotations, EndpointKey, Inventory, InventoryConfig, InventoryStats};
 
 /// The analysis stage's per-transaction work: the inventory, then detection features.
 #[derive(Debug)]
@@ -41,8 +41,239 @@ impl Analyzer {
         flow: &engine::FlowIds,
         tx: &http::Transaction,
     ) -> Option<(Annotations, Option<profile::Profile>)> {
-        let notes = self.inventory.observe(flow, tx)?;
+        self.observe_ahead(flow, tx, None)
+    }
+
+    /// Starts the loads that observing `tx` will wait on; call it a few transactions ahead of
+    /// [`Analyzer::observe_ahead`] for the same one.
+    pub fn prefetch(&mut self, flow: &engine::FlowIds, tx: &http::Transaction) -> Option<Ahead> {
+        self.inventory.prefetch(flow, tx)
+    }
+
+    /// [`Analyzer::observe`] of each record in turn, handing each record with what was learnt
+    /// of it (and the profiler, for entity features) to `then`. Each transaction's memory
+    /// (written by a worker on another core) and its route-cache entry are random reads:
+    /// started a few transactions ahead, their misses overlap instead of stalling one after
+    /// another.
+    pub fn observe_batch(
+        &mut self,
+        batch: &mut [engine::TxRecord],
+        mut then: impl FnMut(
+            &mut engine::TxRecord,
+            Annotations,
+            Option<profile::Profile>,
+            &profile::Profiler,
+        ),
+    ) {
+        // Three steps, each reading what the one before loaded: the record, then its heads
+        // (behind pointers in the record), then the route-cache entry (a hash of the heads).
+        const AHEAD: usize = 4;
+        let mut probes: [Option<Ahead>; AHEAD] = [None; AHEAD];
+        for rec in batch.iter().take(3 * AHEAD) {
+            prefetch_record(rec);
+        }
+        for rec in batch.iter().take(2 * AHEAD) {
+            prefetch_transaction(&rec.tx);
+        }
+        for (i, rec) in batch.iter().take(AHEAD).enumerate() {
+            probes[i] = self.prefetch(&rec.flow, &rec.tx);
+        }
+        for i in 0..batch.len() {
+            if let Some(later) = batch.get(i + 3 * AHEAD) {
+                prefetch_record(later);
+            }
+            if let Some(later) = batch.get(i + 2 * AHEAD) {
+                prefetch_transaction(&later.tx);
+            }
+            let ahead = probes[i % AHEAD].take();
+            if let Some(later) = batch.get(i + AHEAD) {
+                probes[i % AHEAD] = self.prefetch(&later.flow, &later.tx);
+            }
+            let rec = &mut batch[i];
+            if let Some((notes, profile)) = self.observe_ahead(&rec.flow, &rec.tx, ahead) {
+                then(rec, notes, profile, &self.profiler);
+            }
+        }
+    }
+
+    /// [`Analyzer::observe`] with what [`Analyzer::prefetch`] made for `tx`.
+    pub fn observe_ahead(
+        &mut self,
+        flow: &engine::FlowIds,
+        tx: &http::Transaction,
+        ahead: Option<Ahead>,
+    ) -> Option<(Annotations, Option<profile::Profile>)> {
+        let notes = self.inventory.observe_ahead(flow, tx, ahead)?;
         let profile = self.profiler.observe(flow.client.ip(), tx, &notes);
         Some((notes, profile))
+    }
+}
+
+/// Starts loading a record itself.
+fn prefetch_record(rec: &engine::TxRecord) {
+    features::prefetch::read_bytes(
+        (rec as *const engine::TxRecord).cast(),
+        std::mem::size_of::<engine::TxRecord>(),
+    );
+}
+
+/// Starts loading the parts of `tx` the analysis reads first (heads and their field index):
+/// they were written on another core. Call it further ahead than [`Analyzer::prefetch`], which
+/// reads them.
+pub fn prefetch_transaction(tx: &http::Transaction) {
+    use features::prefetch::{read, read_bytes};
+    if let Some(r) = &tx.request {
+        read_bytes(r.head.raw.as_ptr(), r.head.raw.len().min(512));
+        read_bytes(
+            r.head.fields.as_ptr().cast(),
+            (r.head.fields.len() * 16).min(256),
+        );
+    }
+    if let Some(r) = &tx.response {
+        read(r.head.raw.as_ptr());
+        read(r.head.fields.as_ptr());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn record(
+        flow: &Arc<engine::FlowIds>,
+        request: &str,
+        response: &str,
+        at_ms: u64,
+    ) -> engine::TxRecord {
+        let cfg = http::HttpConfig::default();
+        let mut c = http::Connection::new();
+        let mut stats = http::HttpStats::default();
+        let mut out = Vec::new();
+        let t = wire::Timestamp::from_secs_nanos(
+            1_700_000_000 + at_ms / 1000,
+            (at_ms % 1000) as u32 * 1_000_000,
+        );
+        c.data(
+            &cfg,
+            flow::Direction::Orig,
+            t,
+            request.as_bytes(),
+            &mut stats,
+            &mut out,
+        );
+        c.data(
+            &cfg,
+            flow::Direction::Resp,
+            t,
+            response.as_bytes(),
+            &mut stats,
+            &mut out,
+        );
+        c.close(&cfg, t, &mut stats, &mut out);
+        engine::TxRecord {
+            flow: flow.clone(),
+            tx: out.remove(0),
+            order: engine::Order {
+                at: at_ms,
+                flow: 0,
+                sub: 0,
+            },
+            origin: 0,
+            notes: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_with_loads_started_ahead_learns_what_one_by_one_learns() {
+        let flows: Vec<Arc<engine::FlowIds>> = (0..3)
+            .map(|i| {
+                Arc::new(engine::FlowIds {
+                    uid: format!("C{i}"),
+                    community_id: String::new(),
+                    client: format!("10.0.0.{i}:4000").parse().unwrap(),
+                    server: "10.9.9.9:80".parse().unwrap(),
+                    vlan: None,
+                    encoded: Default::default(),
+                })
+            })
+            .collect();
+        // Paths turn into templates part-way (the catalogue's generation moves between a
+        // probe and its use), hosts differ, one request has no Host, tokens rotate.
+        let mut records: Vec<engine::TxRecord> = (0..400u64)
+            .map(|i| {
+                let host = match i % 5 {
+                    0 => String::new(),
+                    1 => "Host: b.example\r\n".into(),
+                    _ => "Host: a.example\r\n".into(),
+                };
+                let path = match i % 4 {
+                    0 => format!("/api/users/{}", 1000 + i * 7),
+                    1 => format!("/api/orders/{}/items?page={}", i * 3, i % 9),
+                    2 => "/health".into(),
+                    _ => format!("/api/products/SKU-{:05}", i * 11),
+                };
+                let status = if i % 13 == 0 { "404 Not Found" } else { "200 OK" };
+                let body = format!("{{\"id\":{i},\"email\":\"u{i}@example.com\"}}");
+                record(
+                    &flows[(i % 3) as usize],
+                    &format!(
+                        "GET {path} HTTP/1.1\r\n{host}Authorization: Bearer tok{}\r\n\r\n",
+                        i / 10
+                    ),
+                    &format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    i * 250,
+                )
+            })
+            .collect();
+        let mut one = Analyzer::new(
+            InventoryConfig::default(),
+            profile::ProfileLimits::default(),
+        );
+        let expected: Vec<_> = records
+            .iter()
+            .map(|r| {
+                one.observe(&r.flow, &r.tx)
+                    .map(|(a, p)| (a.notes(), p, a.object_id, a.route))
+            })
+            .collect();
+        let mut batched = Analyzer::new(
+            InventoryConfig::default(),
+            profile::ProfileLimits::default(),
+        );
+        let mut got = vec![None; records.len()];
+        let mut start = 0;
+        for size in [1usize, 2, 7, 50, 3, 200, 137].iter().cycle() {
+            if start >= records.len() {
+                break;
+            }
+            let end = (start + size).min(records.len());
+            let chunk = &mut records[start..end];
+            let mut at = start;
+            batched.observe_batch(chunk, |_, a, p, _| {
+                got[at] = Some((a.notes(), p, a.object_id, a.route));
+                at += 1;
+            });
+            assert_eq!(at, end, "every record of the chunk comes back, in order");
+            start = end;
+        }
+        assert_eq!(got, expected);
+        assert!(expected.iter().filter(|e| e.is_some()).count() == records.len());
+        let templated = expected
+            .iter()
+            .flatten()
+            .filter(|e| e.3.as_deref().is_some_and(|r| r.contains('{')))
+            .count();
+        assert!(
+            templated > 100,
+            "templates were learnt on the way: {templated}"
+        );
+        assert_eq!(
+            one.inventory.endpoint_count(),
+            batched.inventory.endpoint_count()
+        );
     }
 }

@@ -185,7 +185,7 @@ struct CachedRoute {
 }
 
 /// A path's place in the route cache.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct RouteProbe {
     set: usize,
     check: u64,
@@ -235,6 +235,10 @@ impl RouteCache {
         self.sets.fill(RouteSet::default());
     }
 }
+
+/// A transaction's route probe, made (and its cache entry's load started) ahead of observing it.
+#[derive(Clone, Copy, Debug)]
+pub struct Ahead(RouteProbe);
 
 /// (host, method, template).
 pub type EndpointKey = (Box<str>, Box<str>, Box<str>);
@@ -293,6 +297,49 @@ impl Inventory {
     /// typed, and parameters, headers and bodies scanned for sensitive data, on all of an
     /// endpoint's first `bodies_in_full` calls and then on one in `body_sample_every`.
     pub fn observe(&mut self, flow: &engine::FlowIds, tx: &Transaction) -> Option<Annotations> {
+        self.observe_ahead(flow, tx, None)
+    }
+
+    /// Where `tx`'s path sits in the route cache, with a load of that entry started: called a
+    /// few transactions before [`Inventory::observe_ahead`] of the same one, the miss is over
+    /// by then.
+    pub fn prefetch(&mut self, flow: &engine::FlowIds, tx: &Transaction) -> Option<Ahead> {
+        let req = tx.request.as_ref()?;
+        let (authority, path, _) = split_target(req.target());
+        let host_header = req.head.get("host").or(authority);
+        let probe = self.route_probe(host_header, flow.server.ip(), req.method(), path);
+        features::prefetch::read(&self.routes.sets[probe.set]);
+        Some(Ahead(probe))
+    }
+
+    fn route_probe(
+        &mut self,
+        host_header: Option<&[u8]>,
+        server_ip: std::net::IpAddr,
+        method: &[u8],
+        path: &str,
+    ) -> RouteProbe {
+        self.probe.clear();
+        match host_header {
+            Some(h) => self.probe.extend_from_slice(h),
+            None => self
+                .probe
+                .extend_from_slice(server_ip.to_string().as_bytes()),
+        }
+        let method = method_name(method);
+        for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
+            self.probe.extend_from_slice(part);
+        }
+        self.routes.probe(&self.probe)
+    }
+
+    /// [`Inventory::observe`], with the route probe [`Inventory::prefetch`] made for `tx`.
+    pub fn observe_ahead(
+        &mut self,
+        flow: &engine::FlowIds,
+        tx: &Transaction,
+        ahead: Option<Ahead>,
+    ) -> Option<Annotations> {
         let req = tx.request.as_ref()?;
         let (client, server_ip) = (flow.client.ip(), flow.server.ip());
         self.stats.transactions += 1;
@@ -325,17 +372,10 @@ impl Inventory {
 
         // The same path comes back again and again: remember where it went until the
         // catalogue changes.
-        self.probe.clear();
-        match host_header {
-            Some(h) => self.probe.extend_from_slice(h),
-            None => self
-                .probe
-                .extend_from_slice(server_ip.to_string().as_bytes()),
-        }
-        for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
-            self.probe.extend_from_slice(part);
-        }
-        let probe = self.routes.probe(&self.probe);
+        let probe = match ahead {
+            Some(Ahead(probe)) => probe,
+            None => self.route_probe(host_header, server_ip, req.method(), path),
+        };
         let generation = self.catalogue.generation();
         let slot = match self.routes.get(probe, generation) {
             Some(slot) => slot,

@@ -688,10 +688,8 @@ fn annotate(
 ) {
     let mut analyzer = analyzer.lock().unwrap_or_else(|e| e.into_inner());
     let mut detect = detect.map(|d| d.lock().unwrap_or_else(|e| e.into_inner()));
-    for rec in batch.iter_mut() {
-        let Some((notes, profile)) = analyzer.observe(&rec.flow, &rec.tx) else {
-            continue;
-        };
+    let analyzer = &mut *analyzer;
+    analyzer.observe_batch(batch, |rec, notes, profile, profiler| {
         let mut out = notes.notes();
         if let Some(d) = detect.as_mut() {
             out.anomaly = d
@@ -700,7 +698,7 @@ fn annotate(
                     &rec.tx,
                     &notes,
                     profile.as_ref(),
-                    &analyzer.profiler,
+                    profiler,
                 )
                 .map(|v| engine::AnomalyNote {
                     score: v.score,
@@ -708,7 +706,7 @@ fn annotate(
                 });
         }
         rec.notes = Some(out);
-    }
+    });
 }
 
 /// Capture files read in order as one source.
