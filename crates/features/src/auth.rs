@@ -766,13 +766,27 @@ impl AuthMatcher {
 
 /// Names matched case-insensitively; an entry starting with `*` matches any name ending with
 /// the rest.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Names {
+    /// Exact names, shortest first.
     exact: Vec<Box<[u8]>>,
-    /// Bit n is set when an exact name is n bytes long (n < 64); `long` when one is longer.
-    lengths: u64,
-    long: bool,
+    /// `exact[by_length[n].0..by_length[n].1]` are the names n bytes long (n < 64): a header
+    /// is compared only with names of its own length.
+    by_length: [(u32, u32); 64],
+    /// Where the names of 64 bytes or more start in `exact`.
+    long_from: usize,
     suffixes: Vec<Box<[u8]>>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            exact: Vec::new(),
+            by_length: [(0, 0); 64],
+            long_from: 0,
+            suffixes: Vec::new(),
+        }
+    }
 }
 
 impl Names {
@@ -781,13 +795,21 @@ impl Names {
         for p in patterns {
             match p.strip_prefix('*') {
                 Some(suffix) => names.suffixes.push(suffix.as_bytes().into()),
-                None => {
-                    match p.len() {
-                        n if n < 64 => names.lengths |= 1 << n,
-                        _ => names.long = true,
+                None => names.exact.push(p.as_bytes().into()),
+            }
+        }
+        names.exact.sort_by_key(|e| e.len());
+        names.long_from = names.exact.len();
+        for (i, e) in names.exact.iter().enumerate().rev() {
+            match e.len() {
+                n if n < 64 => {
+                    let (start, end) = &mut names.by_length[n];
+                    if *end == 0 {
+                        *end = i as u32 + 1;
                     }
-                    names.exact.push(p.as_bytes().into());
+                    *start = i as u32;
                 }
+                _ => names.long_from = i,
             }
         }
         names
@@ -795,12 +817,11 @@ impl Names {
 
     fn matches(&self, name: &[u8]) -> bool {
         let n = name.len();
-        let length_used = if n < 64 {
-            self.lengths & (1 << n) != 0
-        } else {
-            self.long
+        let same_length = match self.by_length.get(n) {
+            Some(&(start, end)) => &self.exact[start as usize..end as usize],
+            None => &self.exact[self.long_from..],
         };
-        (length_used && self.exact.iter().any(|e| name.eq_ignore_ascii_case(e)))
+        same_length.iter().any(|e| name.eq_ignore_ascii_case(e))
             || self
                 .suffixes
                 .iter()
@@ -902,6 +923,43 @@ fn clip_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_by_exact_length_case_and_suffix() {
+        let long = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        let names = Names::new(&[
+            "api-key".into(),
+            "x-token".into(),
+            "apikey".into(),
+            long.to_uppercase(),
+            "*_sess".into(),
+            "x-access-token".into(),
+        ]);
+        for yes in [
+            "API-Key",
+            "x-token",
+            "X-TOKEN",
+            "apikey",
+            "x-access-token",
+            long,
+            "my_SESS",
+            "_sess",
+        ] {
+            assert!(names.matches(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "api-kex",
+            "x-toke",
+            "apikeys",
+            "",
+            "sess",
+            &long[1..],
+            "x-access-tokem",
+        ] {
+            assert!(!names.matches(no.as_bytes()), "{no}");
+        }
+        assert!(!Names::new(&[]).matches(b"anything"));
+    }
 
     #[test]
     fn names_match_exactly_or_by_suffix_whatever_the_case() {

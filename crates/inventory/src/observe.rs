@@ -1,5 +1,6 @@
 //! [`Inventory`]: one transaction at a time into the catalogue and the endpoint table.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -461,7 +462,7 @@ impl Inventory {
         let findings = &mut self.findings;
         for (name, value) in query_pairs(query) {
             if !inspect {
-                if warm && !ep.query.names.contains_key(name.as_str()) {
+                if warm && !ep.query.names.contains_key(&*name) {
                     notes.unseen_params += 1;
                 }
                 continue;
@@ -812,7 +813,7 @@ fn inspect_body(
             findings.clear();
             sensitive::scan_field(name.as_bytes(), value.as_bytes(), findings);
             for f in findings.iter() {
-                found.push((name.clone(), f.kind));
+                found.push((name.to_string(), f.kind));
             }
         }
     } else if is_text(mime) {
@@ -965,7 +966,7 @@ fn host_name(host: Option<&[u8]>, server: IpAddr) -> std::borrow::Cow<'_, str> {
 }
 
 /// `name=value` pairs of a query or form body, percent-decoded (`+` as space), bounded.
-fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -977,8 +978,14 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
         .filter(|(n, _)| !n.is_empty())
 }
 
-fn decode_component(s: &str, max: usize) -> String {
+/// A form-encoded component with `+` and `%XX` undone, at most `max` bytes: borrowed when
+/// there is nothing to undo (most names and values), so a request's parameters cost no
+/// allocation.
+fn decode_component(s: &str, max: usize) -> Cow<'_, str> {
     let b = s.as_bytes();
+    if b.len() <= max && memchr::memchr2(b'%', b'+', b).is_none() {
+        return Cow::Borrowed(s);
+    }
     let mut out = Vec::with_capacity(b.len().min(max));
     let mut i = 0;
     while i < b.len() && out.len() < max {
@@ -995,7 +1002,10 @@ fn decode_component(s: &str, max: usize) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match String::from_utf8(out) {
+        Ok(text) => Cow::Owned(text),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -1154,7 +1164,7 @@ mod tests {
 
     #[test]
     fn query_components_decode() {
-        let pairs: Vec<_> = query_pairs("a=1&b=x%20y+z&&c&d=%zz&e=%4").collect();
+        let pairs: Vec<_> = query_pairs("a=1&b=x%20y+z&&c&d=%zz&e=%4&f=%C3%A9&g=%FF").collect();
         assert_eq!(
             pairs,
             vec![
@@ -1163,7 +1173,24 @@ mod tests {
                 ("c".into(), "".into()),
                 ("d".into(), "%zz".into()),
                 ("e".into(), "%4".into()),
+                ("f".into(), "é".into()),
+                ("g".into(), "\u{FFFD}".into()),
             ]
+        );
+        assert!(
+            matches!(&pairs[0].1, Cow::Borrowed(_)),
+            "nothing to undo: no copy"
+        );
+        let long = "v".repeat(5000);
+        assert_eq!(
+            decode_component(&long, 4096).len(),
+            4096,
+            "cut at the bound"
+        );
+        assert_eq!(
+            decode_component("a+b", 1),
+            "a",
+            "cut at the bound while decoding"
         );
     }
 }
