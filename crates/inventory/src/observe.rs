@@ -66,7 +66,9 @@ impl Default for InventoryConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Annotations {
     /// `METHOD /template`; `None` for requests to routes that do not exist (404 probes).
-    pub route: Option<std::sync::Arc<str>>,
+    /// Copied, not shared: a reference count bumped and dropped on every transaction was two
+    /// locked instructions each, which also hold back the loads started ahead of them.
+    pub route: Option<engine::ShortStr>,
     pub credentials: Vec<std::sync::Arc<Credential>>,
     /// Sensitive data found anywhere in the transaction.
     pub sensitive: KindSet,
@@ -95,7 +97,7 @@ impl Annotations {
     /// What of this leaves the sensor on the transaction record: hashes, never secrets.
     pub fn notes(&self) -> engine::Notes {
         engine::Notes {
-            route: self.route.as_deref().map(engine::ShortStr::new),
+            route: self.route.clone(),
             identity: self
                 .credentials
                 .iter()
@@ -396,7 +398,10 @@ impl Inventory {
                     Some(&slot) => slot,
                     None if self.endpoints.len() >= self.cfg.max_endpoints => {
                         self.stats.endpoints_over_limit += 1;
-                        notes.route = Some(format!("{method} {}", routed.template).into());
+                        notes.route = Some(engine::ShortStr::new(&format!(
+                            "{method} {}",
+                            routed.template
+                        )));
                         return Some(notes);
                     }
                     None => {
@@ -419,7 +424,7 @@ impl Inventory {
         };
         let limits = self.cfg.endpoint;
         let ep = &mut self.endpoints[slot];
-        notes.route = Some(ep.route.clone());
+        notes.route = Some(engine::ShortStr::new(&ep.route));
         // Only when the value lies in the target itself (not a stand-in path like "/").
         let target = req.target().as_ptr_range();
         notes.object_id = last_param_value(&ep.route[method.len() + 1..], path)
