@@ -7,7 +7,8 @@
 #   ../shared/tools/perf-corpus/make.sh (default ../perf-corpus). RUNS: pairs (default 7).
 # Each pair replays the capture with `[inventory] enabled = false`, then with the inventory and
 # features on and detection off (detection's cost is bench/detect.sh's); the figure is the
-# median of the per-pair wall-time ratios, robust to a shared machine's drifting speed. Then the analysis stage alone, in ns per transaction
+# median of the per-pair wall-time ratios, robust to a shared machine's drifting speed, and the
+# same for the pipeline's CPU seconds. Then the analysis stage alone, in ns per transaction
 # (transactions parsed once, fed to a fresh analyzer), and the inventory's operations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,19 +22,27 @@ TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 printf '[inventory]\nenabled = false\n' > "$TMP/off.toml"
 printf '[detect]\nenabled = false\n' > "$TMP/on.toml"
 seconds() { /usr/bin/time -f "%e" -o "$TMP/t" "$@" >/dev/null 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }; cat "$TMP/t"; }
+# CPU seconds of the pipeline's threads, from the replay summary (less sensitive than wall time
+# to a shared machine's stolen time; on a machine whose cores the replay saturates, wall time
+# follows it).
+cpu_of_last() { sed -n 's/^  cpu *\([0-9.]*\) s.*/\1/p' "$TMP/err"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-10s %10s %10s %8s\n' capture off_s on_s ratio
+printf '%-10s %10s %10s %8s %10s %10s %8s\n' capture off_s on_s ratio off_cpu_s on_cpu_s cpu_ratio
 for cap in keepalive shortconn; do
   f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
-  : > "$TMP/r"; : > "$TMP/off"; : > "$TMP/on"
+  : > "$TMP/r"; : > "$TMP/off"; : > "$TMP/on"; : > "$TMP/cr"; : > "$TMP/offc"; : > "$TMP/onc"
   for _ in $(seq "$RUNS"); do
     off=$(seconds "$BIN" replay -c "$TMP/off.toml" --no-progress --workers 1 --transactions /dev/null "$f")
+    offc=$(cpu_of_last)
     on=$(seconds "$BIN" replay -c "$TMP/on.toml" --no-progress --workers 1 --transactions /dev/null "$f")
-    echo "$off" >> "$TMP/off"; echo "$on" >> "$TMP/on"
+    onc=$(cpu_of_last)
+    echo "$off" >> "$TMP/off"; echo "$on" >> "$TMP/on"; echo "$offc" >> "$TMP/offc"; echo "$onc" >> "$TMP/onc"
     awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/r"
+    awk -v a="$offc" -v b="$onc" 'BEGIN{print b/a}' >> "$TMP/cr"
   done
-  printf '%-10s %10.3f %10.3f %8.2f\n' "$cap" "$(median < "$TMP/off")" "$(median < "$TMP/on")" "$(median < "$TMP/r")"
+  printf '%-10s %10.3f %10.3f %8.2f %10.3f %10.3f %8.2f\n' "$cap" "$(median < "$TMP/off")" "$(median < "$TMP/on")" "$(median < "$TMP/r")" \
+    "$(median < "$TMP/offc")" "$(median < "$TMP/onc")" "$(median < "$TMP/cr")"
 done
 for cap in keepalive shortconn; do
   f="$DIR/$cap.pcap"; [ -f "$f" ] || continue

@@ -5,6 +5,10 @@
 
 use std::time::Instant;
 
+// The binary's allocator, so allocations cost here what they cost in the pipeline.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Records per batch, as the pipeline's workers hand them on at its default batch size.
 const BATCH: usize = 256;
 
