@@ -348,7 +348,8 @@ impl Inventory {
         self.stats.transactions += 1;
         let method = method_name(req.method());
         let (authority, path, query) = split_target(req.target());
-        let host_header = req.head.get("host").or(authority);
+        // Only a route-cache miss (or a caller that made no probe) needs the host.
+        let host_header = || req.head.get("host").or(authority);
         let status = tx.response.as_ref().map(|r| r.status);
         let now = tx.start().as_nanos();
 
@@ -377,13 +378,13 @@ impl Inventory {
         // catalogue changes.
         let probe = match ahead {
             Some(Ahead(probe)) => probe,
-            None => self.route_probe(host_header, server_ip, req.method(), path),
+            None => self.route_probe(host_header(), server_ip, req.method(), path),
         };
         let generation = self.catalogue.generation();
         let slot = match self.routes.get(probe, generation) {
             Some(slot) => slot,
             None => {
-                let host = host_name(host_header, server_ip);
+                let host = host_name(host_header(), server_ip);
                 let routed = self.catalogue.route(&host, method, path, learn);
                 if !learn && routed.source == RouteSource::Learnt(false) {
                     // A request to a route that does not exist: counted, not an endpoint.
