@@ -107,6 +107,14 @@ impl ShortStr {
         }
     }
 
+    /// The bytes, without the UTF-8 check [`ShortStr::as_str`] makes (for hashing).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            ShortStr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ShortStr::Heap(s) => s.as_bytes(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             // Copied from a `str` whole, so always UTF-8.

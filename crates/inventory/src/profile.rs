@@ -144,7 +144,7 @@ impl Profiler {
         let now_ns = tx.start().as_nanos();
         let event = Event {
             now_ns,
-            endpoint: notes.route.as_deref().map_or(0, |r| key_hash(r.as_bytes())),
+            endpoint: notes.route.as_ref().map_or(0, |r| key_hash(r.as_bytes())),
             object: notes
                 .object_id
                 .clone()
