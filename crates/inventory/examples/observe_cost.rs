@@ -49,10 +49,14 @@ fn main() {
         let mut notes = 0usize;
         // In the batches the pipeline hands the analysis stage.
         for batch in records.chunks_mut(BATCH) {
-            inv.observe_batch(batch, |rec, a, _features, _profiler| {
-                rec.notes = Some(a.notes());
-                notes += usize::from(rec.notes.as_ref().is_some_and(|n| n.route.is_some()));
+            let mut written = Vec::with_capacity(batch.len());
+            inv.observe_batch(batch, |i, _, a, _features, _profiler| {
+                written.push((i, a.notes()));
             });
+            for (i, n) in written {
+                notes += usize::from(n.route.is_some());
+                batch[i].notes = Some(n);
+            }
         }
         let ns = started.elapsed().as_nanos() as f64 / records.len().max(1) as f64;
         best = best.min(ns);

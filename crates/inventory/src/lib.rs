@@ -46,20 +46,25 @@ impl Analyzer {
 
     /// Starts the loads that observing `tx` will wait on; call it a few transactions ahead of
     /// [`Analyzer::observe_ahead`] for the same one.
-    pub fn prefetch(&mut self, flow: &engine::FlowIds, tx: &http::Transaction) -> Option<Ahead> {
+    pub fn prefetch<'t>(
+        &mut self,
+        flow: &engine::FlowIds,
+        tx: &'t http::Transaction,
+    ) -> Option<Ahead<'t>> {
         self.inventory.prefetch(flow, tx)
     }
 
-    /// [`Analyzer::observe`] of each record in turn, handing each record with what was learnt
-    /// of it (and the profiler, for entity features) to `then`. Each transaction's memory
-    /// (written by a worker on another core) and its route-cache entry are random reads:
-    /// started a few transactions ahead, their misses overlap instead of stalling one after
-    /// another.
+    /// [`Analyzer::observe`] of each record in turn, handing its index in the batch, the record,
+    /// what was learnt of it and the profiler (for entity features) to `then`. Each
+    /// transaction's memory (written by a worker on another core) and its route-cache entry are
+    /// random reads: started a few transactions ahead, their misses overlap instead of stalling
+    /// one after another.
     pub fn observe_batch(
         &mut self,
-        batch: &mut [engine::TxRecord],
+        batch: &[engine::TxRecord],
         mut then: impl FnMut(
-            &mut engine::TxRecord,
+            usize,
+            &engine::TxRecord,
             Annotations,
             Option<profile::Profile>,
             &profile::Profiler,
@@ -68,7 +73,7 @@ impl Analyzer {
         // Three steps, each reading what the one before loaded: the record, then its heads
         // (behind pointers in the record), then the route-cache entry (a hash of the heads).
         const AHEAD: usize = 4;
-        let mut probes: [Option<Ahead>; AHEAD] = [None; AHEAD];
+        let mut probes: [Option<Ahead<'_>>; AHEAD] = [None; AHEAD];
         for rec in batch.iter().take(3 * AHEAD) {
             prefetch_record(rec);
         }
@@ -76,9 +81,9 @@ impl Analyzer {
             prefetch_transaction(&rec.tx);
         }
         for (i, rec) in batch.iter().take(AHEAD).enumerate() {
-            probes[i] = self.prefetch(&rec.flow, &rec.tx);
+            probes[i] = self.inventory.prefetch(&rec.flow, &rec.tx);
         }
-        for i in 0..batch.len() {
+        for (i, rec) in batch.iter().enumerate() {
             if let Some(later) = batch.get(i + 3 * AHEAD) {
                 prefetch_record(later);
             }
@@ -87,21 +92,20 @@ impl Analyzer {
             }
             let ahead = probes[i % AHEAD].take();
             if let Some(later) = batch.get(i + AHEAD) {
-                probes[i % AHEAD] = self.prefetch(&later.flow, &later.tx);
+                probes[i % AHEAD] = self.inventory.prefetch(&later.flow, &later.tx);
             }
-            let rec = &mut batch[i];
             if let Some((notes, profile)) = self.observe_ahead(&rec.flow, &rec.tx, ahead) {
-                then(rec, notes, profile, &self.profiler);
+                then(i, rec, notes, profile, &self.profiler);
             }
         }
     }
 
     /// [`Analyzer::observe`] with what [`Analyzer::prefetch`] made for `tx`.
-    pub fn observe_ahead(
+    pub fn observe_ahead<'t>(
         &mut self,
         flow: &engine::FlowIds,
-        tx: &http::Transaction,
-        ahead: Option<Ahead>,
+        tx: &'t http::Transaction,
+        ahead: Option<Ahead<'t>>,
     ) -> Option<(Annotations, Option<profile::Profile>)> {
         let notes = self.inventory.observe_ahead(flow, tx, ahead)?;
         let profile = self.profiler.observe(flow.client.ip(), tx, &notes);
@@ -200,7 +204,7 @@ mod tests {
             .collect();
         // Paths turn into templates part-way (the catalogue's generation moves between a
         // probe and its use), hosts differ, one request has no Host, tokens rotate.
-        let mut records: Vec<engine::TxRecord> = (0..400u64)
+        let records: Vec<engine::TxRecord> = (0..400u64)
             .map(|i| {
                 let host = match i % 5 {
                     0 => String::new(),
@@ -251,9 +255,10 @@ mod tests {
                 break;
             }
             let end = (start + size).min(records.len());
-            let chunk = &mut records[start..end];
+            let chunk = &records[start..end];
             let mut at = start;
-            batched.observe_batch(chunk, |_, a, p, _| {
+            batched.observe_batch(chunk, |i, _, a, p, _| {
+                assert_eq!(start + i, at, "in order");
                 got[at] = Some((a.notes(), p, a.object_id, a.route));
                 at += 1;
             });

@@ -239,9 +239,16 @@ impl RouteCache {
     }
 }
 
-/// A transaction's route probe, made (and its cache entry's load started) ahead of observing it.
+/// What [`Inventory::prefetch`] read of a transaction ahead of observing it: its route probe
+/// (the cache entry's load started) and the parts of its request line, so they are parsed once.
 #[derive(Clone, Copy, Debug)]
-pub struct Ahead(RouteProbe);
+pub struct Ahead<'t> {
+    probe: RouteProbe,
+    method: &'t str,
+    authority: Option<&'t [u8]>,
+    path: &'t str,
+    query: &'t str,
+}
 
 /// (host, method, template).
 pub type EndpointKey = (Box<str>, Box<str>, Box<str>);
@@ -306,20 +313,31 @@ impl Inventory {
     /// Where `tx`'s path sits in the route cache, with a load of that entry started: called a
     /// few transactions before [`Inventory::observe_ahead`] of the same one, the miss is over
     /// by then.
-    pub fn prefetch(&mut self, flow: &engine::FlowIds, tx: &Transaction) -> Option<Ahead> {
+    pub fn prefetch<'t>(
+        &mut self,
+        flow: &engine::FlowIds,
+        tx: &'t Transaction,
+    ) -> Option<Ahead<'t>> {
         let req = tx.request.as_ref()?;
-        let (authority, path, _) = split_target(req.target());
+        let method = method_name(req.method());
+        let (authority, path, query) = split_target(req.target());
         let host_header = req.head.get("host").or(authority);
-        let probe = self.route_probe(host_header, flow.server.ip(), req.method(), path);
+        let probe = self.route_probe(host_header, flow.server.ip(), method, path);
         features::prefetch::read(&self.routes.sets[probe.set]);
-        Some(Ahead(probe))
+        Some(Ahead {
+            probe,
+            method,
+            authority,
+            path,
+            query,
+        })
     }
 
     fn route_probe(
         &mut self,
         host_header: Option<&[u8]>,
         server_ip: std::net::IpAddr,
-        method: &[u8],
+        method: &str,
         path: &str,
     ) -> RouteProbe {
         self.probe.clear();
@@ -329,7 +347,6 @@ impl Inventory {
                 .probe
                 .extend_from_slice(server_ip.to_string().as_bytes()),
         }
-        let method = method_name(method);
         for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
             self.probe.extend_from_slice(part);
         }
@@ -337,17 +354,19 @@ impl Inventory {
     }
 
     /// [`Inventory::observe`], with the route probe [`Inventory::prefetch`] made for `tx`.
-    pub fn observe_ahead(
+    pub fn observe_ahead<'t>(
         &mut self,
         flow: &engine::FlowIds,
-        tx: &Transaction,
-        ahead: Option<Ahead>,
+        tx: &'t Transaction,
+        ahead: Option<Ahead<'t>>,
     ) -> Option<Annotations> {
         let req = tx.request.as_ref()?;
         let (client, server_ip) = (flow.client.ip(), flow.server.ip());
         self.stats.transactions += 1;
-        let method = method_name(req.method());
-        let (authority, path, query) = split_target(req.target());
+        let (method, (authority, path, query)) = match &ahead {
+            Some(a) => (a.method, (a.authority, a.path, a.query)),
+            None => (method_name(req.method()), split_target(req.target())),
+        };
         // Only a route-cache miss (or a caller that made no probe) needs the host.
         let host_header = || req.head.get("host").or(authority);
         let status = tx.response.as_ref().map(|r| r.status);
@@ -377,8 +396,8 @@ impl Inventory {
         // The same path comes back again and again: remember where it went until the
         // catalogue changes.
         let probe = match ahead {
-            Some(Ahead(probe)) => probe,
-            None => self.route_probe(host_header(), server_ip, req.method(), path),
+            Some(a) => a.probe,
+            None => self.route_probe(host_header(), server_ip, method, path),
         };
         let generation = self.catalogue.generation();
         let slot = match self.routes.get(probe, generation) {

@@ -689,7 +689,10 @@ fn annotate(
     let mut analyzer = analyzer.lock().unwrap_or_else(|e| e.into_inner());
     let mut detect = detect.map(|d| d.lock().unwrap_or_else(|e| e.into_inner()));
     let analyzer = &mut *analyzer;
-    analyzer.observe_batch(batch, |rec, notes, profile, profiler| {
+    // The batch is read while it is analysed (what was parsed ahead borrows from it); notes
+    // are written once every record has been seen.
+    let mut written: Vec<(usize, engine::Notes)> = Vec::with_capacity(batch.len());
+    analyzer.observe_batch(batch, |i, rec, notes, profile, profiler| {
         let mut out = notes.notes();
         if let Some(d) = detect.as_mut() {
             out.anomaly = d
@@ -699,8 +702,11 @@ fn annotate(
                     alerted: v.alerted,
                 });
         }
-        rec.notes = Some(out);
+        written.push((i, out));
     });
+    for (i, notes) in written {
+        batch[i].notes = Some(notes);
+    }
 }
 
 /// Capture files read in order as one source.
