@@ -10,6 +10,7 @@
 # median of the per-pair wall-time ratios, robust to a shared machine's drifting speed, and the
 # same for the pipeline's CPU seconds. Then the analysis stage alone, in ns per transaction
 # (transactions parsed once, fed to a fresh analyzer), and the inventory's operations.
+# BASE=path/to/mirador (another build) interleaves that build's pairs with this one's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-../perf-corpus}
@@ -28,21 +29,35 @@ seconds() { /usr/bin/time -f "%e" -o "$TMP/t" "$@" >/dev/null 2>"$TMP/err" || { 
 cpu_of_last() { sed -n 's/^  cpu *\([0-9.]*\) s.*/\1/p' "$TMP/err"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-10s %10s %10s %8s %10s %10s %8s\n' capture off_s on_s ratio off_cpu_s on_cpu_s cpu_ratio
+# One off/on pair of `$1` (a mirador binary) over `$2`, appended to the files of label `$3`.
+pair() {
+  local off on offc onc
+  off=$(seconds "$1" replay -c "$TMP/off.toml" --no-progress --workers 1 --transactions /dev/null "$2")
+  offc=$(cpu_of_last)
+  on=$(seconds "$1" replay -c "$TMP/on.toml" --no-progress --workers 1 --transactions /dev/null "$2")
+  onc=$(cpu_of_last)
+  echo "$off" >> "$TMP/$3.off"; echo "$on" >> "$TMP/$3.on"
+  echo "$offc" >> "$TMP/$3.offc"; echo "$onc" >> "$TMP/$3.onc"
+  awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/$3.r"
+  awk -v a="$offc" -v b="$onc" 'BEGIN{print b/a}' >> "$TMP/$3.cr"
+}
+row() {
+  printf '%-15s %10.3f %10.3f %8.2f %10.3f %10.3f %8.2f\n' "$1" "$(median < "$TMP/$1.off")" "$(median < "$TMP/$1.on")" \
+    "$(median < "$TMP/$1.r")" "$(median < "$TMP/$1.offc")" "$(median < "$TMP/$1.onc")" "$(median < "$TMP/$1.cr")"
+}
+
+# BASE=path/to/another/mirador adds that build's pairs, interleaved with this one's (same
+# minutes of the machine), as rows marked "base": the way to compare two builds here.
+[ -z "${BASE:-}" ] || [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable" >&2; exit 2; }
+printf '%-15s %10s %10s %8s %10s %10s %8s\n' capture off_s on_s ratio off_cpu_s on_cpu_s cpu_ratio
 for cap in keepalive shortconn; do
   f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
-  : > "$TMP/r"; : > "$TMP/off"; : > "$TMP/on"; : > "$TMP/cr"; : > "$TMP/offc"; : > "$TMP/onc"
   for _ in $(seq "$RUNS"); do
-    off=$(seconds "$BIN" replay -c "$TMP/off.toml" --no-progress --workers 1 --transactions /dev/null "$f")
-    offc=$(cpu_of_last)
-    on=$(seconds "$BIN" replay -c "$TMP/on.toml" --no-progress --workers 1 --transactions /dev/null "$f")
-    onc=$(cpu_of_last)
-    echo "$off" >> "$TMP/off"; echo "$on" >> "$TMP/on"; echo "$offc" >> "$TMP/offc"; echo "$onc" >> "$TMP/onc"
-    awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/r"
-    awk -v a="$offc" -v b="$onc" 'BEGIN{print b/a}' >> "$TMP/cr"
+    pair "$BIN" "$f" "$cap"
+    [ -z "${BASE:-}" ] || pair "$BASE" "$f" "$cap.base"
   done
-  printf '%-10s %10.3f %10.3f %8.2f %10.3f %10.3f %8.2f\n' "$cap" "$(median < "$TMP/off")" "$(median < "$TMP/on")" "$(median < "$TMP/r")" \
-    "$(median < "$TMP/offc")" "$(median < "$TMP/onc")" "$(median < "$TMP/cr")"
+  row "$cap"
+  [ -z "${BASE:-}" ] || row "$cap.base"
 done
 for cap in keepalive shortconn; do
   f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
