@@ -257,6 +257,52 @@ impl BodyStats {
 /// A credential's scheme, location (`header`, `query`, `cookie`) and name.
 pub type AuthKey = (Scheme, &'static str, Box<str>);
 
+/// Distinct identities as a HyperLogLog of 256 registers (standard error about 6.5 %). The
+/// identities are keyed hashes already, so their bytes are the hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentitySketch {
+    registers: Box<[u8; 256]>,
+}
+
+impl Default for IdentitySketch {
+    fn default() -> Self {
+        IdentitySketch {
+            registers: Box::new([0; 256]),
+        }
+    }
+}
+
+impl IdentitySketch {
+    pub fn insert(&mut self, id: &IdHash) {
+        // The second half of the hash: entity tables key identities by the first.
+        let h = u64::from_le_bytes(id.0[8..16].try_into().unwrap_or_default());
+        let register = &mut self.registers[(h >> 56) as usize];
+        let rank = ((h << 8).leading_zeros() + 1).min(57) as u8;
+        *register = (*register).max(rank);
+    }
+
+    pub fn merge(&mut self, other: &IdentitySketch) {
+        for (mine, theirs) in self.registers.iter_mut().zip(other.registers.iter()) {
+            *mine = (*mine).max(*theirs);
+        }
+    }
+
+    pub fn estimate(&self) -> u64 {
+        const M: f64 = 256.0;
+        let alpha = 0.7213 / (1.0 + 1.079 / M);
+        let sum: f64 = self.registers.iter().map(|&r| (-f64::from(r)).exp2()).sum();
+        let zeros = self.registers.iter().filter(|&&r| r == 0).count();
+        let raw = alpha * M * M / sum;
+        // Linear counting while many registers are empty (Flajolet et al. 2007).
+        let estimate = if raw <= 2.5 * M && zeros > 0 {
+            M * (M / zeros as f64).ln()
+        } else {
+            raw
+        };
+        estimate.round() as u64
+    }
+}
+
 /// Everything known of one endpoint (host, method, template).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -285,8 +331,12 @@ pub struct Endpoint {
     /// Successful (2xx) answers to requests that carried no credential.
     pub unauthenticated_success: u64,
     pub success: u64,
+    /// The identities seen, exactly, up to the `identities` cap.
     pub identities: BTreeSet<IdHash>,
-    pub identities_dropped: u64,
+    /// Every identity seen, as a sketch: the count once the exact set is full.
+    pub identity_sketch: IdentitySketch,
+    /// The exact set filled up: [`Endpoint::identity_count`] is the sketch's estimate.
+    pub identities_capped: bool,
     last_identity: Option<IdHash>,
     /// (place, field, kind) → times found.
     pub sensitive: BTreeMap<(Place, Box<str>, Kind), u64>,
@@ -321,7 +371,8 @@ impl Endpoint {
             unauthenticated_success: 0,
             success: 0,
             identities: BTreeSet::new(),
-            identities_dropped: 0,
+            identity_sketch: IdentitySketch::default(),
+            identities_capped: false,
             last_identity: None,
             sensitive: BTreeMap::new(),
             sensitive_dropped: 0,
@@ -407,12 +458,24 @@ impl Endpoint {
             return;
         }
         self.last_identity = Some(id);
-        if !self.identities.contains(&id) {
+        self.identity_sketch.insert(&id);
+        if !self.identities_capped && !self.identities.contains(&id) {
             if self.identities.len() < limits.identities {
                 self.identities.insert(id);
             } else {
-                self.identities_dropped += 1;
+                self.identities_capped = true;
             }
+        }
+    }
+
+    /// Distinct identities seen: exact while they fit the cap, then estimated (± about 6.5 %),
+    /// so an identity that comes back is never counted twice.
+    pub fn identity_count(&self) -> u64 {
+        let exact = self.identities.len() as u64;
+        if self.identities_capped {
+            self.identity_sketch.estimate().max(exact + 1)
+        } else {
+            exact
         }
     }
 
@@ -469,9 +532,16 @@ impl Endpoint {
         }
         self.unauthenticated_success += o.unauthenticated_success;
         self.success += o.success;
-        self.identities_dropped += o.identities_dropped;
+        self.identity_sketch.merge(&o.identity_sketch);
+        self.identities_capped |= o.identities_capped;
         for id in o.identities {
-            self.add_identity(id, limits);
+            if !self.identities_capped && !self.identities.contains(&id) {
+                if self.identities.len() < limits.identities {
+                    self.identities.insert(id);
+                } else {
+                    self.identities_capped = true;
+                }
+            }
         }
         self.sensitive_dropped += o.sensitive_dropped;
         for (k, n) in o.sensitive {
@@ -494,6 +564,68 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A keyed-hash-like identity: SplitMix64 of `i`, both halves.
+    fn id(i: u64) -> IdHash {
+        let mix = |mut z: u64| {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&mix(i).to_le_bytes());
+        bytes[8..].copy_from_slice(&mix(i ^ 0xdead_beef).to_le_bytes());
+        IdHash(bytes)
+    }
+
+    #[test]
+    fn identities_that_come_back_are_counted_once_exactly_then_by_sketch() {
+        let limits = EndpointLimits::default();
+        let schema = SchemaLimits {
+            max_depth: 8,
+            max_properties: 16,
+            max_nodes: 64,
+        };
+        // Under the cap: exact, however often each comes back (interleaved, so the
+        // last-identity shortcut does not hide the repeats).
+        let mut few = Endpoint::new("/a", 0, schema);
+        for _ in 0..10 {
+            for i in 0..100 {
+                few.add_identity(id(i), &limits);
+            }
+        }
+        assert_eq!(few.identity_count(), 100);
+        // Past the cap: 5,000 identities seen five times each.
+        let mut many = Endpoint::new("/a", 0, schema);
+        for _ in 0..5 {
+            for i in 0..5_000 {
+                many.add_identity(id(i), &limits);
+            }
+        }
+        let n = many.identity_count() as f64;
+        assert!((n - 5_000.0).abs() / 5_000.0 < 0.2, "estimated {n} of 5000");
+        assert_eq!(
+            many.identities.len(),
+            limits.identities,
+            "the exact set stays bounded"
+        );
+        // Merging endpoints that share identities counts the union.
+        let mut other = Endpoint::new("/a", 0, schema);
+        for i in 2_500..7_500 {
+            other.add_identity(id(i), &limits);
+        }
+        many.merge(other, &limits);
+        let n = many.identity_count() as f64;
+        assert!((n - 7_500.0).abs() / 7_500.0 < 0.2, "estimated {n} of 7500");
+        // Small sets merge exactly.
+        let mut a = Endpoint::new("/a", 0, schema);
+        let mut b = Endpoint::new("/a", 0, schema);
+        (0..30).for_each(|i| a.add_identity(id(i), &limits));
+        (20..50).for_each(|i| b.add_identity(id(i), &limits));
+        a.merge(b, &limits);
+        assert_eq!(a.identity_count(), 50);
+    }
 
     #[test]
     fn value_types_by_text() {

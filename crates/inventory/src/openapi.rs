@@ -479,7 +479,7 @@ fn operation(
             "clients": ep.clients.len() as u64 + u64::from(ep.other_clients > 0),
             "calls_from_other_clients": ep.other_clients,
             "top_clients": top_clients,
-            "identities": ep.identities.len() as u64 + ep.identities_dropped,
+            "identities": ep.identity_count(),
             "unauthenticated_success": ep.unauthenticated_success,
             "unsigned_tokens": ep.unsigned_tokens,
             "latency_ms": quantiles(&ep.latency, 1e6),
