@@ -119,8 +119,9 @@ fn exp2_neg(x: f64) -> f64 {
     // x = whole + k/64 + r/64 with r in [0, 1): 2^-whole through the exponent bits, 2^(-k/64)
     // from a table, and 2^(-r/64) = e^-a, a = r·ln 2/64 < 0.011, by five Taylor terms (the
     // sixth is below 3e-15).
-    let steps = (x.max(0.0) * 64.0).floor();
-    let a = (x.max(0.0) * 64.0 - steps) * (std::f64::consts::LN_2 / 64.0);
+    let sixty_fourths = x.max(0.0) * 64.0;
+    let steps = sixty_fourths.floor();
+    let a = (sixty_fourths - steps) * (std::f64::consts::LN_2 / 64.0);
     let steps = steps as u64;
     let near = 1.0 - a * (1.0 - a * (0.5 - a * (1.0 / 6.0 - a * (1.0 / 24.0 - a * (1.0 / 120.0)))));
     let scale = f64::from_bits((1023 - (steps >> 6)) << 52);

@@ -459,6 +459,11 @@ impl Endpoint {
         }
         self.last_identity = Some(id);
         self.identity_sketch.insert(&id);
+        self.keep_identity(id, limits);
+    }
+
+    /// Adds `id` to the exact set while it has room; once it has none, the sketch counts.
+    fn keep_identity(&mut self, id: IdHash, limits: &EndpointLimits) {
         if !self.identities_capped && !self.identities.contains(&id) {
             if self.identities.len() < limits.identities {
                 self.identities.insert(id);
@@ -535,13 +540,7 @@ impl Endpoint {
         self.identity_sketch.merge(&o.identity_sketch);
         self.identities_capped |= o.identities_capped;
         for id in o.identities {
-            if !self.identities_capped && !self.identities.contains(&id) {
-                if self.identities.len() < limits.identities {
-                    self.identities.insert(id);
-                } else {
-                    self.identities_capped = true;
-                }
-            }
+            self.keep_identity(id, limits);
         }
         self.sensitive_dropped += o.sensitive_dropped;
         for (k, n) in o.sensitive {

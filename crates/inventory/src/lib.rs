@@ -18,7 +18,9 @@ pub mod schema;
 pub mod sketch;
 pub mod spec;
 
-pub use observe::{Ahead, Annotations, EndpointKey, Inventory, InventoryConfig, InventoryStats};
+use observe::Ahead;
+
+pub use observe::{Annotations, EndpointKey, Inventory, InventoryConfig, InventoryStats};
 
 /// The analysis stage's per-transaction work: the inventory, then detection features.
 #[derive(Debug)]
@@ -42,16 +44,6 @@ impl Analyzer {
         tx: &http::Transaction,
     ) -> Option<(Annotations, Option<profile::Profile>)> {
         self.observe_ahead(flow, tx, None)
-    }
-
-    /// Starts the loads that observing `tx` will wait on; call it a few transactions ahead of
-    /// [`Analyzer::observe_ahead`] for the same one.
-    pub fn prefetch<'t>(
-        &mut self,
-        flow: &engine::FlowIds,
-        tx: &'t http::Transaction,
-    ) -> Option<Ahead<'t>> {
-        self.inventory.prefetch(flow, tx)
     }
 
     /// [`Analyzer::observe`] of each record in turn, handing its index in the batch, the record,
@@ -100,8 +92,8 @@ impl Analyzer {
         }
     }
 
-    /// [`Analyzer::observe`] with what [`Analyzer::prefetch`] made for `tx`.
-    pub fn observe_ahead<'t>(
+    /// [`Analyzer::observe`] with what [`Inventory::prefetch`] made for `tx`.
+    fn observe_ahead<'t>(
         &mut self,
         flow: &engine::FlowIds,
         tx: &'t http::Transaction,
@@ -122,9 +114,9 @@ fn prefetch_record(rec: &engine::TxRecord) {
 }
 
 /// Starts loading the parts of `tx` the analysis reads first (heads and their field index):
-/// they were written on another core. Call it further ahead than [`Analyzer::prefetch`], which
+/// they were written on another core. Called further ahead than [`Inventory::prefetch`], which
 /// reads them.
-pub fn prefetch_transaction(tx: &http::Transaction) {
+fn prefetch_transaction(tx: &http::Transaction) {
     use features::prefetch::{read, read_bytes};
     if let Some(r) = &tx.request {
         read_bytes(r.head.raw.as_ptr(), r.head.raw.len().min(512));

@@ -242,7 +242,7 @@ impl RouteCache {
 /// What [`Inventory::prefetch`] read of a transaction ahead of observing it: its route probe
 /// (the cache entry's load started) and the parts of its request line, so they are parsed once.
 #[derive(Clone, Copy, Debug)]
-pub struct Ahead<'t> {
+pub(crate) struct Ahead<'t> {
     probe: RouteProbe,
     method: &'t str,
     authority: Option<&'t [u8]>,
@@ -313,7 +313,7 @@ impl Inventory {
     /// Where `tx`'s path sits in the route cache, with a load of that entry started: called a
     /// few transactions before [`Inventory::observe_ahead`] of the same one, the miss is over
     /// by then.
-    pub fn prefetch<'t>(
+    pub(crate) fn prefetch<'t>(
         &mut self,
         flow: &engine::FlowIds,
         tx: &'t Transaction,
@@ -354,7 +354,7 @@ impl Inventory {
     }
 
     /// [`Inventory::observe`], with the route probe [`Inventory::prefetch`] made for `tx`.
-    pub fn observe_ahead<'t>(
+    pub(crate) fn observe_ahead<'t>(
         &mut self,
         flow: &engine::FlowIds,
         tx: &'t Transaction,
