@@ -61,7 +61,7 @@ pub struct TxRecord {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Notes {
     /// `METHOD /template` (`mirador.route`); `None` for requests to no known route.
-    pub route: Option<ShortStr>,
+    pub route: Option<Label>,
     /// Credentials seen, as keyed hashes (`mirador.identity`).
     pub identity: smallvec::SmallVec<[IdentityNote; 1]>,
     /// Kinds of sensitive data found in the transaction (`mirador.sensitive`).
@@ -82,75 +82,16 @@ pub struct AnomalyNote {
     pub alerted: bool,
 }
 
-/// A string copied into its owner when short (no allocation, and no reference count that two
-/// threads would fight over, as an `Arc<str>` shared by the records of one route would be).
-#[derive(Clone, PartialEq, Eq)]
-pub enum ShortStr {
-    Inline { len: u8, bytes: [u8; SHORT_STR] },
-    Heap(Box<str>),
-}
-
-/// Bytes a [`ShortStr`] holds inline.
-pub const SHORT_STR: usize = 78;
-
-impl ShortStr {
-    pub fn new(s: &str) -> ShortStr {
-        if s.len() <= SHORT_STR {
-            let mut bytes = [0u8; SHORT_STR];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            ShortStr::Inline {
-                len: s.len() as u8,
-                bytes,
-            }
-        } else {
-            ShortStr::Heap(s.into())
-        }
-    }
-
-    /// The bytes, without the UTF-8 check [`ShortStr::as_str`] makes (for hashing).
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            ShortStr::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            ShortStr::Heap(s) => s.as_bytes(),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            // Copied from a `str` whole, so always UTF-8.
-            ShortStr::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            ShortStr::Heap(s) => s,
-        }
-    }
-}
-
-impl std::ops::Deref for ShortStr {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl std::fmt::Debug for ShortStr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl From<&str> for ShortStr {
-    fn from(s: &str) -> ShortStr {
-        ShortStr::new(s)
-    }
-}
+/// Routes and credential names on records are interned labels: copied between threads as a
+/// pointer, with no allocation and no reference count per record.
+pub use label::Label;
 
 /// One credential as it may leave the sensor: its scheme, where it was, and keyed hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityNote {
     pub scheme: &'static str,
     pub location: &'static str,
-    pub name: ShortStr,
+    pub name: Label,
     /// Keyed hash of the secret itself (written as hex).
     pub credential: [u8; 16],
     /// Keyed hash of who it names (JWT issuer and subject, Basic user), surviving rotation.

@@ -143,7 +143,7 @@ pub struct Keyer {
     // every request is parsed (and its JWT decoded) once.
     credentials:
         std::cell::RefCell<std::collections::HashMap<u64, Arc<Credential>, ahash::RandomState>>,
-    authorization: Arc<str>,
+    authorization: label::Label,
 }
 
 /// Hashes remembered by a [`Keyer`] before it starts over.
@@ -344,7 +344,7 @@ pub struct Credential {
     pub location: Location,
     /// Header, parameter or cookie name as seen, lowercased (e.g. "authorization", "x-api-key",
     /// "api_key", "sessionid").
-    pub name: Arc<str>,
+    pub name: label::Label,
     /// Keyed hash of the secret: the whole token, key or cookie value, Basic "user:pass"
     /// (decoded), Digest realm and user, AWS access key id (signatures change per request).
     pub secret: IdHash,
@@ -496,7 +496,7 @@ impl Sink<'_> {
         let credential = Credential {
             scheme,
             location,
-            name: lowercase_name(name).into(),
+            name: label::Label::interned(&lowercase_name(name)),
             secret: self.keyer.hash(domain, value),
             subject,
             subject_hash,

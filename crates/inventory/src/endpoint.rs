@@ -309,7 +309,7 @@ pub struct Endpoint {
     /// The first path seen under this entry; internal only (it may hold an identifier).
     pub(crate) sample_path: Box<str>,
     /// `METHOD /template`, shared with every record of the endpoint.
-    pub route: std::sync::Arc<str>,
+    pub route: engine::Label,
     pub first_seen: u64,
     pub last_seen: u64,
     pub calls: u64,

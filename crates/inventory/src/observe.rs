@@ -66,9 +66,9 @@ impl Default for InventoryConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Annotations {
     /// `METHOD /template`; `None` for requests to routes that do not exist (404 probes).
-    /// Copied, not shared: a reference count bumped and dropped on every transaction was two
-    /// locked instructions each, which also hold back the loads started ahead of them.
-    pub route: Option<engine::ShortStr>,
+    /// Interned, not reference-counted: a count bumped and dropped on every transaction was two
+    /// locked instructions each, which also held back the loads started ahead of them.
+    pub route: Option<engine::Label>,
     pub credentials: Vec<std::sync::Arc<Credential>>,
     /// Sensitive data found anywhere in the transaction.
     pub sensitive: KindSet,
@@ -104,7 +104,7 @@ impl Annotations {
                 .map(|c| engine::IdentityNote {
                     scheme: c.scheme.as_str(),
                     location: c.location.as_str(),
-                    name: engine::ShortStr::new(&c.name),
+                    name: c.name.clone(),
                     credential: c.secret.0,
                     subject: c.subject_hash.map(|h| h.0),
                 })
@@ -418,7 +418,8 @@ impl Inventory {
                     Some(&slot) => slot,
                     None if self.endpoints.len() >= self.cfg.max_endpoints => {
                         self.stats.endpoints_over_limit += 1;
-                        notes.route = Some(engine::ShortStr::new(&format!(
+                        // Past the limit (a spray, most likely): not interned.
+                        notes.route = Some(engine::Label::owned(&format!(
                             "{method} {}",
                             routed.template
                         )));
@@ -426,7 +427,7 @@ impl Inventory {
                     }
                     None => {
                         let mut e = Endpoint::new(path, now, self.cfg.schema);
-                        e.route = format!("{method} {}", routed.template).into();
+                        e.route = engine::Label::interned(&format!("{method} {}", routed.template));
                         e.evidence = Some((flow.uid.as_str().into(), tx.index));
                         e.server = Some(flow.server);
                         self.endpoints.push(e);
@@ -444,7 +445,7 @@ impl Inventory {
         };
         let limits = self.cfg.endpoint;
         let ep = &mut self.endpoints[slot];
-        notes.route = Some(engine::ShortStr::new(&ep.route));
+        notes.route = Some(ep.route.clone());
         // Only when the value lies in the target itself (not a stand-in path like "/").
         let target = req.target().as_ptr_range();
         notes.object_id = last_param_value(&ep.route[method.len() + 1..], path)
@@ -688,7 +689,7 @@ impl Inventory {
             match entries.get_mut(&to) {
                 Some(target) => target.merge(ep, &limits),
                 None => {
-                    ep.route = route.into();
+                    ep.route = engine::Label::interned(&route);
                     entries.insert(to, ep);
                 }
             }
