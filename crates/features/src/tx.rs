@@ -144,6 +144,12 @@ impl TxFeature {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TxFeatures(pub [f64; TxFeature::COUNT]);
 
+impl Default for TxFeatures {
+    fn default() -> Self {
+        TxFeatures([0.0; TxFeature::COUNT])
+    }
+}
+
 impl TxFeatures {
     pub fn get(&self, feature: TxFeature) -> f64 {
         self.0[feature as usize]

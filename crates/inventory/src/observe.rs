@@ -307,11 +307,13 @@ impl Inventory {
     /// typed, and parameters, headers and bodies scanned for sensitive data, on all of an
     /// endpoint's first `bodies_in_full` calls and then on one in `body_sample_every`.
     pub fn observe(&mut self, flow: &engine::FlowIds, tx: &Transaction) -> Option<Annotations> {
-        self.observe_ahead(flow, tx, None)
+        let mut notes = Annotations::default();
+        self.observe_into(flow, tx, None, &mut notes)
+            .then_some(notes)
     }
 
     /// Where `tx`'s path sits in the route cache, with a load of that entry started: called a
-    /// few transactions before [`Inventory::observe_ahead`] of the same one, the miss is over
+    /// few transactions before [`Inventory::observe_into`] of the same one, the miss is over
     /// by then.
     pub(crate) fn prefetch<'t>(
         &mut self,
@@ -354,13 +356,16 @@ impl Inventory {
     }
 
     /// [`Inventory::observe`], with the route probe [`Inventory::prefetch`] made for `tx`.
-    pub(crate) fn observe_ahead<'t>(
+    pub(crate) fn observe_into<'t>(
         &mut self,
         flow: &engine::FlowIds,
         tx: &'t Transaction,
         ahead: Option<Ahead<'t>>,
-    ) -> Option<Annotations> {
-        let req = tx.request.as_ref()?;
+        notes: &mut Annotations,
+    ) -> bool {
+        let Some(req) = tx.request.as_ref() else {
+            return false;
+        };
         let (client, server_ip) = (flow.client.ip(), flow.server.ip());
         self.stats.transactions += 1;
         let (method, (authority, path, query)) = match &ahead {
@@ -372,7 +377,13 @@ impl Inventory {
         let status = tx.response.as_ref().map(|r| r.status);
         let now = tx.start().as_nanos();
 
-        let mut notes = Annotations::default();
+        // The credentials' vector is kept for the next transaction.
+        let mut credentials = std::mem::take(&mut notes.credentials);
+        credentials.clear();
+        *notes = Annotations {
+            credentials,
+            ..Annotations::default()
+        };
         auth::extract(
             &mut req.head.iter(),
             query.as_bytes(),
@@ -408,7 +419,7 @@ impl Inventory {
                 if !learn && routed.source == RouteSource::Learnt(false) {
                     // A request to a route that does not exist: counted, not an endpoint.
                     self.stats.unrouted += 1;
-                    return Some(notes);
+                    return true;
                 }
                 self.key.clear();
                 for part in [&*host, "\0", method, "\0", &routed.template] {
@@ -423,7 +434,7 @@ impl Inventory {
                             "{method} {}",
                             routed.template
                         )));
-                        return Some(notes);
+                        return true;
                     }
                     None => {
                         let mut e = Endpoint::new(path, now, self.cfg.schema);
@@ -600,7 +611,7 @@ impl Inventory {
         notes.inspected = inspect;
         notes.unseen_fields = body_notes.unseen_fields;
         notes.sensitive = notes.sensitive.union(body_notes.sensitive);
-        Some(notes)
+        true
     }
 
     /// Endpoints with every entry made before its template was learnt folded in, sorted.

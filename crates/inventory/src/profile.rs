@@ -39,7 +39,7 @@ impl Default for ProfileLimits {
 /// The features of one transaction, and the keys of the entities it updated (their features
 /// are read with [`Profiler::entities`], when a detector needs them: computing them costs more
 /// than updating them).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
     pub tx: TxFeatures,
     pub now_ns: u64,
@@ -109,7 +109,23 @@ impl Profiler {
         tx: &Transaction,
         notes: &Annotations,
     ) -> Option<Profile> {
-        let req = tx.request.as_ref()?;
+        let mut profile = Profile::default();
+        self.observe_into(client, tx, notes, &mut profile)
+            .then_some(profile)
+    }
+
+    /// [`Profiler::observe`] into `out` (false, and `out` untouched, for a transaction with no
+    /// request): a batch reuses one profile instead of moving a new one per transaction.
+    pub fn observe_into(
+        &mut self,
+        client: IpAddr,
+        tx: &Transaction,
+        notes: &Annotations,
+        out: &mut Profile,
+    ) -> bool {
+        let Some(req) = tx.request.as_ref() else {
+            return false;
+        };
         let resp = tx.response.as_ref();
         let target = req.target();
         let (path, query) = match memchr::memchr(b'?', target) {
@@ -186,14 +202,15 @@ impl Profiler {
                 table.expire(now_ns, idle);
             }
         }
-        Some(Profile {
+        *out = Profile {
             tx: features,
             now_ns,
             client: client_key,
             network,
             identity,
             endpoint,
-        })
+        };
+        true
     }
 
     /// The features of a transaction's client at its time.

@@ -696,7 +696,7 @@ fn annotate(
         let mut out = notes.notes();
         if let Some(d) = detect.as_mut() {
             out.anomaly = d
-                .observe(&rec.flow, &rec.tx, &notes, profile.as_ref(), profiler)
+                .observe(&rec.flow, &rec.tx, notes, Some(profile), profiler)
                 .map(|v| engine::AnomalyNote {
                     score: v.score,
                     alerted: v.alerted,
