@@ -137,17 +137,59 @@ pub struct Keyer {
     keyed: HmacSha256,
     // The same credential arrives on request after request: remember recent hashes, keyed
     // by a SipHash under a random per-process key (never output, never the secret itself).
-    recent: std::cell::RefCell<std::collections::HashMap<u64, IdHash, ahash::RandomState>>,
+    recent: std::cell::RefCell<Recent<IdHash>>,
     recent_key: ahash::RandomState,
     // Whole credentials by the header or parameter value they came from, so a token seen on
     // every request is parsed (and its JWT decoded) once.
-    credentials:
-        std::cell::RefCell<std::collections::HashMap<u64, Arc<Credential>, ahash::RandomState>>,
+    credentials: std::cell::RefCell<Recent<Arc<Credential>>>,
     authorization: label::Label,
 }
 
-/// Hashes remembered by a [`Keyer`] before it starts over.
+/// Entries in each generation of a [`Keyer`]'s caches (so at most twice this in all).
 const RECENT_HASHES: usize = 4096;
+
+/// A bounded cache of the values of recently seen fingerprints, in two generations: when the
+/// current one fills it becomes the previous one, and a hit there moves back to the current.
+/// What was used during the last generation survives a turnover (emptying the whole cache when
+/// full re-parsed every credential of a busy set at once).
+#[derive(Clone, Debug)]
+struct Recent<V> {
+    current: std::collections::HashMap<u64, V, ahash::RandomState>,
+    previous: std::collections::HashMap<u64, V, ahash::RandomState>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent {
+            current: Default::default(),
+            previous: Default::default(),
+        }
+    }
+}
+
+impl<V: Clone> Recent<V> {
+    fn get(&mut self, fingerprint: u64) -> Option<V> {
+        if let Some(v) = self.current.get(&fingerprint) {
+            return Some(v.clone());
+        }
+        let v = self.previous.remove(&fingerprint)?;
+        self.insert(fingerprint, v.clone());
+        Some(v)
+    }
+
+    fn insert(&mut self, fingerprint: u64, v: V) {
+        if self.current.len() >= RECENT_HASHES {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
+        }
+        self.current.insert(fingerprint, v);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
 
 impl fmt::Debug for Keyer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,15 +233,13 @@ impl Keyer {
     }
 
     fn known(&self, fingerprint: u64) -> Option<Arc<Credential>> {
-        self.credentials.borrow().get(&fingerprint).cloned()
+        self.credentials.borrow_mut().get(fingerprint)
     }
 
     fn remember(&self, fingerprint: u64, credential: &Arc<Credential>) {
-        let mut known = self.credentials.borrow_mut();
-        if known.len() >= RECENT_HASHES {
-            known.clear();
-        }
-        known.insert(fingerprint, credential.clone());
+        self.credentials
+            .borrow_mut()
+            .insert(fingerprint, credential.clone());
     }
 
     fn hash_parts(&self, domain: &str, parts: &[&[u8]]) -> IdHash {
@@ -208,15 +248,11 @@ impl Keyer {
         domain.hash(&mut h);
         parts.hash(&mut h);
         let fingerprint = h.finish();
-        if let Some(hit) = self.recent.borrow().get(&fingerprint) {
-            return *hit;
+        if let Some(hit) = self.recent.borrow_mut().get(fingerprint) {
+            return hit;
         }
         let hash = self.hash_parts_uncached(domain, parts);
-        let mut recent = self.recent.borrow_mut();
-        if recent.len() >= RECENT_HASHES {
-            recent.clear();
-        }
-        recent.insert(fingerprint, hash);
+        self.recent.borrow_mut().insert(fingerprint, hash);
         hash
     }
 
@@ -923,6 +959,32 @@ fn clip_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recent_cache_keeps_a_busy_set_across_turnovers_and_stays_bounded() {
+        let mut recent = Recent::default();
+        // A busy set of half a generation, seen between newcomers that turn the cache over
+        // again and again: after its first sight, every one of its lookups hits.
+        let busy = (RECENT_HASHES / 2) as u64;
+        let mut newcomer = 1u64 << 40;
+        let mut misses = 0;
+        for round in 0..6 {
+            for k in 0..busy {
+                match recent.get(k) {
+                    Some(v) => assert_eq!(v, k * 7),
+                    None => {
+                        misses += 1;
+                        recent.insert(k, k * 7);
+                    }
+                }
+                recent.insert(newcomer, 0);
+                newcomer += 1;
+                assert!(recent.len() <= 2 * RECENT_HASHES);
+            }
+            assert!(round > 0 || misses == busy);
+        }
+        assert_eq!(misses, busy, "only the first sight of each misses");
+    }
 
     #[test]
     fn names_match_exactly_or_by_suffix_whatever_the_case() {
