@@ -310,6 +310,10 @@ pub struct Endpoint {
     pub(crate) sample_path: Box<str>,
     /// `METHOD /template`, shared with every record of the endpoint.
     pub route: engine::Label,
+    /// Of the route, for every transaction: its entity key (`key_hash` of the text) and which
+    /// '/'-separated part of a path holds its last parameter (the object a request names).
+    pub(crate) route_key: u64,
+    pub(crate) object_part: Option<usize>,
     pub first_seen: u64,
     pub last_seen: u64,
     pub calls: u64,
@@ -350,10 +354,21 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Names the endpoint `METHOD /template`.
+    pub(crate) fn set_route(&mut self, route: engine::Label) {
+        self.route_key = features::entity::key_hash(route.as_bytes());
+        let template = route.split_once(' ').map_or("", |(_, t)| t);
+        self.object_part = memchr::memrchr(b'{', template.as_bytes())
+            .map(|brace| memchr::memchr_iter(b'/', &template.as_bytes()[..brace]).count());
+        self.route = route;
+    }
+
     pub(crate) fn new(sample_path: &str, now: u64, schema: SchemaLimits) -> Self {
         Endpoint {
             sample_path: sample_path.into(),
             route: "".into(),
+            route_key: 0,
+            object_part: None,
             first_seen: now,
             last_seen: now,
             calls: 0,

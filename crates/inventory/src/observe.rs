@@ -69,6 +69,8 @@ pub struct Annotations {
     /// Interned, not reference-counted: a count bumped and dropped on every transaction was two
     /// locked instructions each, which also held back the loads started ahead of them.
     pub route: Option<engine::Label>,
+    /// The route's entity key (`features::entity::key_hash` of its text); 0 without a route.
+    pub route_key: u64,
     pub credentials: Vec<std::sync::Arc<Credential>>,
     /// Sensitive data found anywhere in the transaction.
     pub sensitive: KindSet,
@@ -430,15 +432,17 @@ impl Inventory {
                     None if self.endpoints.len() >= self.cfg.max_endpoints => {
                         self.stats.endpoints_over_limit += 1;
                         // Past the limit (a spray, most likely): not interned.
-                        notes.route = Some(engine::Label::owned(&format!(
-                            "{method} {}",
-                            routed.template
-                        )));
+                        let route = engine::Label::owned(&format!("{method} {}", routed.template));
+                        notes.route_key = features::entity::key_hash(route.as_bytes());
+                        notes.route = Some(route);
                         return true;
                     }
                     None => {
                         let mut e = Endpoint::new(path, now, self.cfg.schema);
-                        e.route = engine::Label::interned(&format!("{method} {}", routed.template));
+                        e.set_route(engine::Label::interned(&format!(
+                            "{method} {}",
+                            routed.template
+                        )));
                         e.evidence = Some((flow.uid.as_str().into(), tx.index));
                         e.server = Some(flow.server);
                         self.endpoints.push(e);
@@ -457,9 +461,12 @@ impl Inventory {
         let limits = self.cfg.endpoint;
         let ep = &mut self.endpoints[slot];
         notes.route = Some(ep.route.clone());
+        notes.route_key = ep.route_key;
         // Only when the value lies in the target itself (not a stand-in path like "/").
         let target = req.target().as_ptr_range();
-        notes.object_id = last_param_value(&ep.route[method.len() + 1..], path)
+        notes.object_id = ep
+            .object_part
+            .and_then(|part| path_part(path, part))
             .filter(|v| {
                 target.contains(&v.as_ptr()) && v.as_bytes().as_ptr_range().end <= target.end
             })
@@ -700,7 +707,7 @@ impl Inventory {
             match entries.get_mut(&to) {
                 Some(target) => target.merge(ep, &limits),
                 None => {
-                    ep.route = engine::Label::interned(&route);
+                    ep.set_route(engine::Label::interned(&route));
                     entries.insert(to, ep);
                 }
             }
@@ -726,22 +733,20 @@ fn split_key(key: &str) -> EndpointKey {
 }
 
 /// The path's value at the template's last parameter (the object an id names).
-fn last_param_value<'a>(template: &str, path: &'a str) -> Option<&'a str> {
-    let brace = memchr::memrchr(b'{', template.as_bytes())?;
-    let position = memchr::memchr_iter(b'/', &template.as_bytes()[..brace]).count();
-    // `path.split('/').nth(position)`, a byte at a time: paths are short, and the generic
-    // searcher costs more than the walk.
+/// `path.split('/').nth(part)`, a byte at a time: paths are short, and the generic searcher
+/// costs more than the walk.
+fn path_part(path: &str, part: usize) -> Option<&str> {
     let (mut seen, mut start) = (0, 0);
     for (i, &b) in path.as_bytes().iter().enumerate() {
         if b == b'/' {
-            if seen == position {
+            if seen == part {
                 return Some(&path[start..i]);
             }
             seen += 1;
             start = i + 1;
         }
     }
-    (seen == position).then(|| &path[start..])
+    (seen == part).then(|| &path[start..])
 }
 
 #[derive(Default)]
@@ -1143,18 +1148,26 @@ mod tests {
             ("/static", "/static"),
             ("/users/{id}.json", "//users/7.json"),
         ];
+        let object = |template: &str, path: &str| {
+            let mut ep = Endpoint::new("/", 0, crate::schema::SchemaLimits::default());
+            ep.set_route(engine::Label::owned(&format!("GET {template}")));
+            assert_eq!(
+                ep.route_key,
+                features::entity::key_hash(format!("GET {template}").as_bytes())
+            );
+            ep.object_part
+                .and_then(|part| path_part(path, part))
+                .map(str::to_owned)
+        };
         for (template, path) in cases {
             let brace = template.rfind('{');
-            let expected =
-                brace.and_then(|b| path.split('/').nth(template[..b].matches('/').count()));
-            assert_eq!(
-                last_param_value(template, path),
-                expected,
-                "{template} {path}"
-            );
+            let expected = brace
+                .and_then(|b| path.split('/').nth(template[..b].matches('/').count()))
+                .map(str::to_owned);
+            assert_eq!(object(template, path), expected, "{template} {path}");
         }
-        assert_eq!(last_param_value("/users/{id}", "/users/42"), Some("42"));
-        assert_eq!(last_param_value("/a/{x}/b/{y}", "/a/1"), None);
+        assert_eq!(object("/users/{id}", "/users/42").as_deref(), Some("42"));
+        assert_eq!(object("/a/{x}/b/{y}", "/a/1"), None);
     }
 
     #[test]

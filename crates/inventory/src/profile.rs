@@ -160,7 +160,7 @@ impl Profiler {
         let now_ns = tx.start().as_nanos();
         let event = Event {
             now_ns,
-            endpoint: notes.route.as_ref().map_or(0, |r| key_hash(r.as_bytes())),
+            endpoint: notes.route_key,
             object: notes
                 .object_id
                 .clone()
@@ -287,6 +287,7 @@ mod tests {
             let end = target.iter().position(|&b| b == b'?').unwrap();
             let notes = Annotations {
                 route: Some("GET /users/{id}".into()),
+                route_key: key_hash(b"GET /users/{id}"),
                 object_id: Some(start..end),
                 ..Default::default()
             };
