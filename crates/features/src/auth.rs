@@ -812,6 +812,26 @@ struct Names {
     /// Where the names of 64 bytes or more start in `exact`.
     long_from: usize,
     suffixes: Vec<Box<[u8]>>,
+    /// The first bytes of the exact names and the last bytes of the suffixes, in either case: a
+    /// name with neither matches nothing, and most header names are rejected by that alone.
+    firsts: ByteSet,
+    lasts: ByteSet,
+}
+
+/// A set of bytes, one bit each.
+#[derive(Clone, Copy, Debug, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert_either_case(&mut self, b: u8) {
+        for b in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
+            self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] >> (b & 63) & 1 == 1
+    }
 }
 
 impl Default for Names {
@@ -821,6 +841,8 @@ impl Default for Names {
             by_length: [(0, 0); 64],
             long_from: 0,
             suffixes: Vec::new(),
+            firsts: ByteSet::default(),
+            lasts: ByteSet::default(),
         }
     }
 }
@@ -835,6 +857,18 @@ impl Names {
             }
         }
         names.exact.sort_by_key(|e| e.len());
+        for e in &names.exact {
+            if let Some(&b) = e.first() {
+                names.firsts.insert_either_case(b);
+            }
+        }
+        for s in &names.suffixes {
+            match s.last() {
+                Some(&b) => names.lasts.insert_either_case(b),
+                // "*" alone: every name ends with the empty suffix.
+                None => names.lasts = ByteSet([u64::MAX; 4]),
+            }
+        }
         names.long_from = names.exact.len();
         for (i, e) in names.exact.iter().enumerate().rev() {
             match e.len() {
@@ -852,6 +886,12 @@ impl Names {
     }
 
     fn matches(&self, name: &[u8]) -> bool {
+        // The empty name is left to the full comparison (an empty exact name matches it).
+        if let (Some(&first), Some(&last)) = (name.first(), name.last()) {
+            if !self.firsts.contains(first) && !self.lasts.contains(last) {
+                return false;
+            }
+        }
         let n = name.len();
         let same_length = match self.by_length.get(n) {
             Some(&(start, end)) => &self.exact[start as usize..end as usize],
@@ -1050,6 +1090,25 @@ mod tests {
             assert!(!names.matches(no.as_bytes()), "{no}");
         }
         assert!(!Names::new(&[]).matches(b"anything"));
+        // "*" alone matches every name but the empty one has no bytes to end with: it matches too.
+        let any = Names::new(&["*".into()]);
+        assert!(any.matches(b"whatever") && any.matches(b""));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_match_as_a_plain_comparison_does(
+            patterns in proptest::collection::vec("\\*?[aAbB_-]{0,4}", 0..5),
+            name in "[aAbB_-]{0,5}",
+        ) {
+            let naive = patterns.iter().any(|p| match p.strip_prefix('*') {
+                Some(suffix) => name.len() >= suffix.len()
+                    && name.as_bytes()[name.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes()),
+                None => name.as_bytes().eq_ignore_ascii_case(p.as_bytes()),
+            });
+            proptest::prop_assert_eq!(Names::new(&patterns).matches(name.as_bytes()), naive);
+        }
     }
     use proptest::prelude::*;
 
