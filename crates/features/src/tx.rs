@@ -306,6 +306,17 @@ const CLASS_INDEX: [u8; 256] = {
     table
 };
 
+/// One in each byte's class lane of the packed class counter (see [`LANE_BITS`]).
+const LANE_ONE: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = 1 << (LANE_BITS * CLASS_INDEX[b] as u32);
+        b += 1;
+    }
+    table
+};
+
 /// Bits of a class's lane in the packed class counter: a lane holds up to 1023 bytes, so the
 /// counter is emptied into the totals every [`LANE_SPAN`] bytes.
 const LANE_BITS: u32 = 10;
@@ -349,7 +360,7 @@ impl Sample {
             let count = &mut counts[usize::from(b)];
             let c = *count as usize;
             *count += 1;
-            *lanes += 1 << (LANE_BITS * u32::from(CLASS_INDEX[usize::from(b)]));
+            *lanes += LANE_ONE[usize::from(b)];
             steps.get(c).copied().unwrap_or_else(|| c_log2_c_step(c))
         };
         for part in parts {
