@@ -453,8 +453,8 @@ impl Default for AuthConfig {
 /// hashing, `+` is kept). Appends at most [`MAX_CREDENTIALS`] to `out`, leaving what it already
 /// holds; an identical credential seen twice is appended once. `Proxy-Authorization` is ignored:
 /// it authenticates to the proxy, not the API.
-pub fn extract(
-    headers: &mut dyn Iterator<Item = (&[u8], &[u8])>,
+pub fn extract<'h>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     query: &[u8],
     names: &AuthMatcher,
     keyer: &Keyer,
