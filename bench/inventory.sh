@@ -8,7 +8,9 @@
 # Each pair replays the capture with `[inventory] enabled = false`, then with the inventory and
 # features on and detection off (detection's cost is bench/detect.sh's); the figure is the
 # median of the per-pair wall-time ratios, robust to a shared machine's drifting speed, and the
-# same for the pipeline's CPU seconds. Then the analysis stage alone, in ns per transaction
+# same for the pipeline's CPU seconds; and the analysis thread's own CPU seconds in the "on"
+# runs, the stage's cost alone (on a 2-core machine the wall time also depends on how the
+# pipeline's four threads share the two cores). Then the analysis stage alone, in ns per transaction
 # (transactions parsed once, fed to a fresh analyzer), and the inventory's operations.
 # BASE=path/to/mirador (another build) interleaves that build's pairs with this one's.
 set -euo pipefail
@@ -27,6 +29,8 @@ seconds() { /usr/bin/time -f "%e" -o "$TMP/t" "$@" >/dev/null 2>"$TMP/err" || { 
 # to a shared machine's stolen time; on a machine whose cores the replay saturates, wall time
 # follows it).
 cpu_of_last() { sed -n 's/^  cpu *\([0-9.]*\) s.*/\1/p' "$TMP/err"; }
+# The analysis thread's own CPU seconds (the stage this bench is about).
+analysis_of_last() { sed -n 's/^  cpu .* analysis \([0-9.]*\) s.*/\1/p' "$TMP/err"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # One off/on pair of `$1` (a mirador binary) over `$2`, appended to the files of label `$3`.
@@ -36,20 +40,22 @@ pair() {
   offc=$(cpu_of_last)
   on=$(seconds "$1" replay -c "$TMP/on.toml" --no-progress --workers 1 --transactions /dev/null "$2")
   onc=$(cpu_of_last)
+  analysis_of_last >> "$TMP/$3.an"
   echo "$off" >> "$TMP/$3.off"; echo "$on" >> "$TMP/$3.on"
   echo "$offc" >> "$TMP/$3.offc"; echo "$onc" >> "$TMP/$3.onc"
   awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/$3.r"
   awk -v a="$offc" -v b="$onc" 'BEGIN{print b/a}' >> "$TMP/$3.cr"
 }
 row() {
-  printf '%-15s %10.3f %10.3f %8.2f %10.3f %10.3f %8.2f\n' "$1" "$(median < "$TMP/$1.off")" "$(median < "$TMP/$1.on")" \
-    "$(median < "$TMP/$1.r")" "$(median < "$TMP/$1.offc")" "$(median < "$TMP/$1.onc")" "$(median < "$TMP/$1.cr")"
+  printf '%-15s %10.3f %10.3f %8.2f %10.3f %10.3f %8.2f %10.3f\n' "$1" "$(median < "$TMP/$1.off")" "$(median < "$TMP/$1.on")" \
+    "$(median < "$TMP/$1.r")" "$(median < "$TMP/$1.offc")" "$(median < "$TMP/$1.onc")" "$(median < "$TMP/$1.cr")" \
+    "$(median < "$TMP/$1.an")"
 }
 
 # BASE=path/to/another/mirador adds that build's pairs, interleaved with this one's (same
 # minutes of the machine), as rows marked "base": the way to compare two builds here.
 [ -z "${BASE:-}" ] || [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable" >&2; exit 2; }
-printf '%-15s %10s %10s %8s %10s %10s %8s\n' capture off_s on_s ratio off_cpu_s on_cpu_s cpu_ratio
+printf '%-15s %10s %10s %8s %10s %10s %8s %10s\n' capture off_s on_s ratio off_cpu_s on_cpu_s cpu_ratio analysis_s
 for cap in keepalive shortconn; do
   f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
   for _ in $(seq "$RUNS"); do
