@@ -98,20 +98,25 @@ pub struct Annotations {
 impl Annotations {
     /// What of this leaves the sensor on the transaction record: hashes, never secrets.
     pub fn notes(&self) -> engine::Notes {
+        let mut identity = smallvec::SmallVec::new();
+        for c in &self.credentials {
+            identity.push(engine::IdentityNote {
+                scheme: c.scheme.as_str(),
+                location: c.location.as_str(),
+                name: c.name.clone(),
+                credential: c.secret.0,
+                subject: c.subject_hash.map(|h| h.0),
+            });
+        }
         engine::Notes {
             route: self.route.clone(),
-            identity: self
-                .credentials
-                .iter()
-                .map(|c| engine::IdentityNote {
-                    scheme: c.scheme.as_str(),
-                    location: c.location.as_str(),
-                    name: c.name.clone(),
-                    credential: c.secret.0,
-                    subject: c.subject_hash.map(|h| h.0),
-                })
-                .collect(),
-            sensitive: self.sensitive.iter().map(Kind::as_str).collect(),
+            identity,
+            // Most transactions carry none: no walk over the kinds.
+            sensitive: if self.sensitive.is_empty() {
+                Vec::new()
+            } else {
+                self.sensitive.iter().map(Kind::as_str).collect()
+            },
             redacted_target: self.redacted_target.as_deref().map(Into::into),
             anomaly: None,
         }
