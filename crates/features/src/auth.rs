@@ -205,7 +205,7 @@ impl Keyer {
             recent: Default::default(),
             recent_key: Default::default(),
             credentials: Default::default(),
-            authorization: "authorization".into(),
+            authorization: label::Label::interned_name("authorization"),
         }
     }
 
@@ -532,7 +532,7 @@ impl Sink<'_> {
         let credential = Credential {
             scheme,
             location,
-            name: label::Label::interned(&lowercase_name(name)),
+            name: label::Label::interned_name(&lowercase_name(name)),
             secret: self.keyer.hash(domain, value),
             subject,
             subject_hash,

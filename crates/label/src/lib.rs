@@ -7,8 +7,12 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 /// Bytes of text the process keeps for labels: routes are bounded by the inventory's endpoint
-/// limit and names by configuration, so this is reached only by a churning catalogue.
+/// limit, so this is reached only by a churning catalogue.
 pub const INTERN_BUDGET: usize = 4 << 20;
+/// Bytes kept for credential names ([`Label::interned_name`]), apart: names matched by a
+/// pattern (`*session`) are the client's to vary, and a spray of them must not use up the
+/// routes' budget.
+pub const NAME_BUDGET: usize = 256 << 10;
 
 /// A string that is usually interned. Compared, hashed and printed as its text.
 #[derive(Clone)]
@@ -25,29 +29,18 @@ struct Interner {
 }
 
 static INTERNER: Mutex<Option<Interner>> = Mutex::new(None);
+static NAMES: Mutex<Option<Interner>> = Mutex::new(None);
 
 impl Label {
     /// The interned copy of `s`, interning it when there is budget; an owned copy otherwise.
     /// Takes a lock: for texts made once and labelled many times, not for every transaction.
     pub fn interned(s: &str) -> Label {
-        let mut guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
-        let interner = guard.get_or_insert_with(|| Interner {
-            texts: HashSet::default(),
-            bytes: 0,
-            refused: 0,
-        });
-        if let Some(&text) = interner.texts.get(s) {
-            return Label::Interned(text);
-        }
-        if interner.bytes + s.len() > INTERN_BUDGET {
-            interner.refused += 1;
-            return Label::Owned(s.into());
-        }
-        // Kept for the life of the process, within the budget above.
-        let text: &'static str = Box::leak(Box::<str>::from(s));
-        interner.texts.insert(text);
-        interner.bytes += s.len();
-        Label::Interned(text)
+        intern(&INTERNER, INTERN_BUDGET, s)
+    }
+
+    /// [`Label::interned`] from the credential names' own budget ([`NAME_BUDGET`]).
+    pub fn interned_name(s: &str) -> Label {
+        intern(&NAMES, NAME_BUDGET, s)
     }
 
     /// A copy of `s` that is not interned (texts an attacker can vary at will).
@@ -63,9 +56,36 @@ impl Label {
     }
 }
 
+fn intern(pool: &Mutex<Option<Interner>>, budget: usize, s: &str) -> Label {
+    let mut guard = pool.lock().unwrap_or_else(|e| e.into_inner());
+    let interner = guard.get_or_insert_with(|| Interner {
+        texts: HashSet::default(),
+        bytes: 0,
+        refused: 0,
+    });
+    if let Some(&text) = interner.texts.get(s) {
+        return Label::Interned(text);
+    }
+    if interner.bytes + s.len() > budget {
+        interner.refused += 1;
+        return Label::Owned(s.into());
+    }
+    // Kept for the life of the process, within the budget.
+    let text: &'static str = Box::leak(Box::<str>::from(s));
+    interner.texts.insert(text);
+    interner.bytes += s.len();
+    Label::Interned(text)
+}
+
 /// How much of [`INTERN_BUDGET`] is spent, and how many texts were refused for lack of it.
 pub fn intern_stats() -> (usize, u64) {
     let guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map_or((0, 0), |i| (i.bytes, i.refused))
+}
+
+/// The same for [`NAME_BUDGET`].
+pub fn name_stats() -> (usize, u64) {
+    let guard = NAMES.lock().unwrap_or_else(|e| e.into_inner());
     guard.as_ref().map_or((0, 0), |i| (i.bytes, i.refused))
 }
 
@@ -168,6 +188,28 @@ mod tests {
         assert_eq!(a, owned);
         assert_eq!(&*owned, "GET /users/{id}");
         assert_ne!(a, Label::interned("GET /users"));
+    }
+
+    #[test]
+    fn a_spray_of_names_uses_up_only_the_names_budget() {
+        for i in 0.. {
+            let name = format!("x{i:08}session");
+            if matches!(Label::interned_name(&name), Label::Owned(_)) {
+                break;
+            }
+            assert!(i < NAME_BUDGET, "the names' budget never ran out");
+        }
+        let (bytes, refused) = name_stats();
+        assert!(bytes <= NAME_BUDGET && refused > 0);
+        // Names already interned still are; routes are not affected.
+        assert!(matches!(
+            Label::interned_name("x00000000session"),
+            Label::Interned(_)
+        ));
+        assert!(matches!(
+            Label::interned("GET /after/the/name/spray"),
+            Label::Interned(_)
+        ));
     }
 
     #[test]
