@@ -382,10 +382,9 @@ impl Sample {
             }
             len += part.len();
         }
-        let sums = [s0, s1, s2, s3];
         Sample {
             classes,
-            sum_c_log2_c: (sums[0] + sums[1]) + (sums[2] + sums[3]),
+            sum_c_log2_c: (s0 + s1) + (s2 + s3),
             len,
         }
     }

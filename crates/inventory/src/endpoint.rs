@@ -366,7 +366,7 @@ impl Endpoint {
     pub(crate) fn new(sample_path: &str, now: u64, schema: SchemaLimits) -> Self {
         Endpoint {
             sample_path: sample_path.into(),
-            route: "".into(),
+            route: engine::Label::default(),
             route_key: 0,
             object_part: None,
             first_seen: now,

@@ -42,10 +42,10 @@ impl Analyzer {
         &mut self,
         flow: &engine::FlowIds,
         tx: &http::Transaction,
-    ) -> Option<(Annotations, Option<profile::Profile>)> {
+    ) -> Option<(Annotations, profile::Profile)> {
         let (mut notes, mut profile) = (Annotations::default(), profile::Profile::default());
         self.observe_into(flow, tx, None, &mut notes, &mut profile)
-            .then_some((notes, Some(profile)))
+            .then_some((notes, profile))
     }
 
     /// [`Analyzer::observe`] of each record in turn, handing its index in the batch, the record,
@@ -259,12 +259,7 @@ mod tests {
             let mut at = start;
             batched.observe_batch(chunk, |i, _, a, p, _| {
                 assert_eq!(start + i, at, "in order");
-                got[at] = Some((
-                    a.notes(),
-                    Some(p.clone()),
-                    a.object_id.clone(),
-                    a.route.clone(),
-                ));
+                got[at] = Some((a.notes(), p.clone(), a.object_id.clone(), a.route.clone()));
                 at += 1;
             });
             assert_eq!(at, end, "every record of the chunk comes back, in order");

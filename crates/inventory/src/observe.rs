@@ -392,7 +392,7 @@ impl Inventory {
             ..Annotations::default()
         };
         auth::extract(
-            &mut req.head.iter(),
+            req.head.iter(),
             query.as_bytes(),
             &self.auth,
             &self.keyer,
@@ -737,7 +737,6 @@ fn split_key(key: &str) -> EndpointKey {
     (next(), next(), next())
 }
 
-/// The path's value at the template's last parameter (the object an id names).
 /// `path.split('/').nth(part)`, a byte at a time: paths are short, and the generic searcher
 /// costs more than the walk.
 fn path_part(path: &str, part: usize) -> Option<&str> {

@@ -79,13 +79,16 @@ fn intern(pool: &Mutex<Option<Interner>>, budget: usize, s: &str) -> Label {
 
 /// How much of [`INTERN_BUDGET`] is spent, and how many texts were refused for lack of it.
 pub fn intern_stats() -> (usize, u64) {
-    let guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().map_or((0, 0), |i| (i.bytes, i.refused))
+    stats(&INTERNER)
 }
 
 /// The same for [`NAME_BUDGET`].
 pub fn name_stats() -> (usize, u64) {
-    let guard = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    stats(&NAMES)
+}
+
+fn stats(pool: &Mutex<Option<Interner>>) -> (usize, u64) {
+    let guard = pool.lock().unwrap_or_else(|e| e.into_inner());
     guard.as_ref().map_or((0, 0), |i| (i.bytes, i.refused))
 }
 
