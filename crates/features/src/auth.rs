@@ -169,12 +169,16 @@ impl<V> Default for Recent<V> {
 
 impl<V: Clone> Recent<V> {
     fn get(&mut self, fingerprint: u64) -> Option<V> {
-        if let Some(v) = self.current.get(&fingerprint) {
-            return Some(v.clone());
+        self.get_ref(fingerprint).cloned()
+    }
+
+    fn get_ref(&mut self, fingerprint: u64) -> Option<&V> {
+        if self.current.contains_key(&fingerprint) {
+            return self.current.get(&fingerprint);
         }
         let v = self.previous.remove(&fingerprint)?;
-        self.insert(fingerprint, v.clone());
-        Some(v)
+        self.insert(fingerprint, v);
+        self.current.get(&fingerprint)
     }
 
     fn insert(&mut self, fingerprint: u64, v: V) {
@@ -232,8 +236,16 @@ impl Keyer {
         h.finish()
     }
 
-    fn known(&self, fingerprint: u64) -> Option<Arc<Credential>> {
-        self.credentials.borrow_mut().get(fingerprint)
+    /// Hands `sink` the credential remembered under `fingerprint`, if any.
+    fn push_known(&self, fingerprint: u64, sink: &mut Sink<'_>) -> bool {
+        let mut credentials = self.credentials.borrow_mut();
+        match credentials.get_ref(fingerprint) {
+            Some(known) => {
+                sink.push(known);
+                true
+            }
+            None => false,
+        }
     }
 
     fn remember(&self, fingerprint: u64, credential: &Arc<Credential>) {
@@ -460,19 +472,57 @@ pub fn extract<'h>(
     keyer: &Keyer,
     out: &mut Vec<Arc<Credential>>,
 ) {
+    let start = out.len();
+    extract_from(headers, query, names, keyer, out, start);
+}
+
+/// [`extract`] into `out` in place of what it held: the previous request's credentials. A
+/// credential in the same place as on that request (a client sends the same one request after
+/// request) is kept as it is: neither dropped nor cloned, two locked instructions fewer each.
+pub fn extract_replacing<'h>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    query: &[u8],
+    names: &AuthMatcher,
+    keyer: &Keyer,
+    out: &mut Vec<Arc<Credential>>,
+) {
+    extract_from(headers, query, names, keyer, out, 0);
+}
+
+/// The request's credentials into `out[start..]`, over whatever was there.
+fn extract_from<'h>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    query: &[u8],
+    names: &AuthMatcher,
+    keyer: &Keyer,
+    out: &mut Vec<Arc<Credential>>,
+    start: usize,
+) {
     let mut sink = Sink {
-        start: out.len(),
+        start,
+        end: start,
         out,
         keyer,
     };
+    scan(headers, query, names, &mut sink);
+    let end = sink.end;
+    out.truncate(end);
+}
+
+fn scan<'h>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    query: &[u8],
+    names: &AuthMatcher,
+    sink: &mut Sink<'_>,
+) {
     for (name, value) in headers {
         if sink.full() {
             return;
         }
         if name.eq_ignore_ascii_case(b"authorization") {
-            authorization(value.trim_ascii(), &mut sink);
+            authorization(value.trim_ascii(), sink);
         } else if name.eq_ignore_ascii_case(b"cookie") {
-            cookies(value, &names.cookies, &mut sink);
+            cookies(value, &names.cookies, sink);
         } else if names.headers.matches(name) {
             sink.keyed_value(Scheme::ApiKey, Location::Header, name, value.trim_ascii());
         }
@@ -498,19 +548,33 @@ pub fn extract<'h>(
 
 struct Sink<'a> {
     out: &'a mut Vec<Arc<Credential>>,
+    /// This request's credentials are `out[start..end]`; past `end` lie the previous request's,
+    /// overwritten slot by slot and cut off when the request is done.
     start: usize,
+    end: usize,
     keyer: &'a Keyer,
 }
 
 impl Sink<'_> {
     fn full(&self) -> bool {
-        self.out.len() - self.start >= MAX_CREDENTIALS
+        self.end - self.start >= MAX_CREDENTIALS
     }
 
-    fn push(&mut self, credential: Arc<Credential>) {
-        if !self.full() && !self.out[self.start..].contains(&credential) {
-            self.out.push(credential);
+    fn push(&mut self, credential: &Arc<Credential>) {
+        if self.full() || self.out[self.start..self.end].contains(credential) {
+            return;
         }
+        match self.out.get_mut(self.end) {
+            Some(slot) if Arc::ptr_eq(slot, credential) => {}
+            Some(slot) => *slot = Arc::clone(credential),
+            None => self.out.push(Arc::clone(credential)),
+        }
+        self.end += 1;
+    }
+
+    /// The credential last pushed for this request, if any was.
+    fn last(&self) -> Option<&Arc<Credential>> {
+        self.out[self.start..self.end].last()
     }
 
     /// A credential that is just a value under a name: API key or session cookie. Such values
@@ -520,8 +584,8 @@ impl Sink<'_> {
             return;
         }
         let fingerprint = self.keyer.fingerprint(scheme as u8, name, value);
-        if let Some(known) = self.keyer.known(fingerprint) {
-            return self.push(known);
+        if self.keyer.push_known(fingerprint, self) {
+            return;
         }
         let domain = match scheme {
             Scheme::SessionCookie => "session",
@@ -540,7 +604,7 @@ impl Sink<'_> {
         };
         let credential = Arc::new(credential);
         self.keyer.remember(fingerprint, &credential);
-        self.push(credential);
+        self.push(&credential);
     }
 
     fn jwt_subject(&self, jwt: Option<&Jwt>) -> (Option<Arc<str>>, Option<IdHash>) {
@@ -569,7 +633,7 @@ impl Sink<'_> {
             ),
             None => self.jwt_subject(jwt.as_deref()),
         };
-        self.push(Arc::new(Credential {
+        self.push(&Arc::new(Credential {
             scheme,
             location: Location::Header,
             name: self.keyer.authorization.clone(),
@@ -596,13 +660,13 @@ const BARE_SCHEMES: [&[u8]; 8] = [
 fn authorization(value: &[u8], sink: &mut Sink<'_>) {
     let keyer = sink.keyer;
     let fingerprint = keyer.fingerprint(u8::MAX, b"authorization", value);
-    if let Some(known) = keyer.known(fingerprint) {
-        return sink.push(known);
+    if keyer.push_known(fingerprint, sink) {
+        return;
     }
-    let before = sink.out.len();
+    let before = sink.end;
     parse_authorization(value, sink);
-    if sink.out.len() > before {
-        if let Some(added) = sink.out.last() {
+    if sink.end > before {
+        if let Some(added) = sink.last() {
             keyer.remember(fingerprint, added);
         }
     }
@@ -1148,6 +1212,47 @@ mod tests {
             &mut out,
         );
         out.into_iter().map(|c| (*c).clone()).collect()
+    }
+
+    #[test]
+    fn replacing_keeps_the_same_credentials_in_place_and_drops_the_rest() {
+        let keyer = Keyer::new(KEY);
+        let matcher = AuthMatcher::new(&AuthConfig::default());
+        let token = jwt(r#"{"alg":"HS256"}"#, r#"{"sub":"ana"}"#, "sig");
+        let bearer = format!("Bearer {token}");
+        let requests: [&[(&str, &str)]; 5] = [
+            &[("Authorization", &bearer), ("X-API-Key", "k1")],
+            &[("Authorization", &bearer), ("X-API-Key", "k1")],
+            &[("X-API-Key", "k1"), ("Authorization", &bearer)],
+            &[("Authorization", &bearer)],
+            &[("Accept", "*/*")],
+        ];
+        let mut replaced: Vec<Arc<Credential>> = Vec::new();
+        let mut before: Vec<Arc<Credential>> = Vec::new();
+        let mut first = Vec::new();
+        for (i, headers) in requests.iter().enumerate() {
+            let headers = || headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+            let mut appended = Vec::new();
+            extract(headers(), b"", &matcher, &keyer, &mut appended);
+            extract_replacing(headers(), b"", &matcher, &keyer, &mut replaced);
+            // The same credentials, in the same order, as a fresh extraction finds.
+            assert_eq!(replaced, appended, "request {i}");
+            if i == 1 {
+                // Unchanged from the request before: the very same allocations.
+                assert!(replaced.iter().zip(&before).all(|(a, b)| Arc::ptr_eq(a, b)));
+            }
+            before = replaced.clone();
+            if i == 0 {
+                first = replaced.clone();
+            }
+        }
+        assert!(replaced.is_empty());
+        // Appending after existing entries leaves them alone.
+        let mut out = first.clone();
+        let headers = [(&b"X-API-Key"[..], &b"k2"[..])];
+        extract(headers.into_iter(), b"", &matcher, &keyer, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().zip(&first).all(|(a, b)| Arc::ptr_eq(a, b)));
     }
 
     fn one(headers: &[(&str, &str)], query: &str) -> Credential {

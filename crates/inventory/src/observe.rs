@@ -384,14 +384,14 @@ impl Inventory {
         let status = tx.response.as_ref().map(|r| r.status);
         let now = tx.start().as_nanos();
 
-        // The credentials' vector is kept for the next transaction.
-        let mut credentials = std::mem::take(&mut notes.credentials);
-        credentials.clear();
+        // The credentials' vector is kept for the next transaction, and with it the previous
+        // transaction's credentials, which this one's replace (most often by the same ones).
+        let credentials = std::mem::take(&mut notes.credentials);
         *notes = Annotations {
             credentials,
             ..Annotations::default()
         };
-        auth::extract(
+        auth::extract_replacing(
             req.head.iter(),
             query.as_bytes(),
             &self.auth,

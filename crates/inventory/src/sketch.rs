@@ -24,6 +24,8 @@ pub struct Sketch {
     alpha: f64,
     gamma: f64,
     ln_gamma: f64,
+    /// 1 / log₂ γ: a bucket index is ⌈log₂ v · this⌉.
+    per_log2_gamma: f64,
     max_buckets: usize,
     /// Bucket index of `counts[0]`.
     offset: i32,
@@ -62,6 +64,7 @@ impl Sketch {
             alpha,
             gamma,
             ln_gamma: gamma.ln(),
+            per_log2_gamma: 1.0 / gamma.log2(),
             max_buckets: max_buckets.clamp(1, MAX_MAX_BUCKETS),
             offset: 0,
             counts: Vec::new(),
@@ -83,12 +86,26 @@ impl Sketch {
         }
         self.count = self.count.saturating_add(1);
         self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
+        // v is neither NaN nor infinite: plain comparisons, not `f64::min`'s NaN handling.
+        if v < self.min {
+            self.min = v;
+        }
+        if v > self.max {
+            self.max = v;
+        }
         if v == 0.0 {
             self.zeros = self.zeros.saturating_add(1);
-        } else {
-            self.add_at(i64::from(self.index(v)), 1);
+            return;
+        }
+        let index = self.index(v);
+        // Most values land inside the run of buckets already there.
+        let slot = i64::from(index) - i64::from(self.offset);
+        match usize::try_from(slot)
+            .ok()
+            .and_then(|s| self.counts.get_mut(s))
+        {
+            Some(c) => *c = c.saturating_add(1),
+            None => self.add_at(i64::from(index), 1),
         }
     }
 
@@ -180,9 +197,9 @@ impl Sketch {
 
     fn index(&self, v: f64) -> i32 {
         // ⌈x⌉ by truncation and one comparison: `f64::ceil` is a libm call on baseline x86-64.
-        // |x| stays far inside i64 (ln of any f64 is within ±745, and the alpha clamp bounds
-        // 1/ln γ); the cast to i32 saturates, as before.
-        let x = ln(v) / self.ln_gamma;
+        // |x| stays far inside i64 (log₂ of any f64 is within ±1075, and the alpha clamp bounds
+        // 1/log₂ γ); the cast to i32 saturates, as before.
+        let x = log2(v) * self.per_log2_gamma;
         let truncated = x as i64;
         (truncated + i64::from(x > truncated as f64))
             .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
@@ -235,34 +252,45 @@ impl Sketch {
     }
 }
 
-/// ln v for finite v > 0, to about 1e-13 absolute, without a libm call (two a transaction,
-/// from the sizes and latency of every call): the exponent's multiple of ln 2, plus ln of the
-/// mantissa's top seven bits from a table, plus ln(1 + r) of the rest (r < 1/128) by five
-/// Taylor terms. A value this close to a bucket's edge may land in its neighbour, which is
-/// still within the sketch's relative accuracy.
-fn ln(v: f64) -> f64 {
+/// log₂ v for finite v > 0, to about 3e-8 absolute, without a libm call (three a
+/// transaction, from the sizes and latency of every call): the exponent, plus log₂ of the
+/// mantissa's top eight bits from a table, plus log₂(1 + r) of the rest (r < 1/256) by three
+/// Taylor terms. At a bucket index's scale (1/log₂ γ ≈ 35 for 1 %) the error is under 1e-6 of
+/// a bucket, so only a value that close to a bucket's edge may land in its neighbour, still
+/// within the sketch's relative accuracy.
+fn log2(v: f64) -> f64 {
     let bits = v.to_bits();
     let exponent = ((bits >> 52) & 0x7ff) as i64;
     if exponent == 0 || exponent == 0x7ff {
         // Subnormal, infinite or NaN: rare, and libm knows them.
-        return v.ln();
+        return v.log2();
     }
     let mantissa = bits & ((1 << 52) - 1);
-    let step = (mantissa >> 45) as usize;
-    let (ln_step, per_step) = LN_STEPS.get_or_init(ln_steps)[step];
+    let (log2_step, per_step) = LOG2_STEPS[(mantissa >> 44) as usize];
     let r = f64::from_bits(mantissa | (1023 << 52)) * per_step - 1.0;
-    let ln_1p = r * (1.0 - r * (0.5 - r * (1.0 / 3.0 - r * (0.25 - r * 0.2))));
-    (exponent - 1023) as f64 * std::f64::consts::LN_2 + ln_step + ln_1p
+    let log2_1p = r * std::f64::consts::LOG2_E * (1.0 - r * (0.5 - r * (1.0 / 3.0)));
+    (exponent - 1023) as f64 + log2_step + log2_1p
 }
 
-/// For k in 0..128: ln(1 + k/128) and 1 / (1 + k/128).
-static LN_STEPS: std::sync::OnceLock<[(f64, f64); 128]> = std::sync::OnceLock::new();
+/// For k in 0..256: log₂(1 + k/256) and 1 / (1 + k/256), evaluated when compiling (ln by its
+/// series around 1, in atanh form, far past an f64's resolution).
+static LOG2_STEPS: [(f64, f64); 256] = log2_steps();
 
-fn ln_steps() -> [(f64, f64); 128] {
-    let mut table = [(0.0, 1.0); 128];
-    for (k, entry) in table.iter_mut().enumerate() {
-        let at = 1.0 + k as f64 / 128.0;
-        *entry = (at.ln(), 1.0 / at);
+const fn log2_steps() -> [(f64, f64); 256] {
+    let mut table = [(0.0, 1.0); 256];
+    let mut k = 0;
+    while k < 256 {
+        let at = 1.0 + k as f64 / 256.0;
+        // ln a = 2·atanh((a − 1)/(a + 1)) = 2·Σ t^(2n+1)/(2n+1), t ≤ 1/3 here.
+        let t = (at - 1.0) / (at + 1.0);
+        let (mut term, mut sum, mut n) = (t, 0.0, 0);
+        while n < 40 {
+            sum += term / (2 * n + 1) as f64;
+            term *= t * t;
+            n += 1;
+        }
+        table[k] = (2.0 * sum * std::f64::consts::LOG2_E, 1.0 / at);
+        k += 1;
     }
     table
 }
@@ -277,22 +305,31 @@ mod tests {
     }
 
     #[test]
-    fn ln_follows_libm() {
+    fn log2_follows_libm() {
         let mut v = 1e-300;
         while v < 1e300 {
-            for x in [v, v * 1.0078125, v * 1.5, v * 1.9999999] {
+            for x in [v, v * 1.00390625, v * 1.5, v * 1.9999999] {
                 assert!(
-                    (ln(x) - x.ln()).abs() <= 1e-12,
-                    "ln {x}: {} vs {}",
-                    ln(x),
-                    x.ln()
+                    (log2(x) - x.log2()).abs() <= 3e-8,
+                    "log2 {x}: {} vs {}",
+                    log2(x),
+                    x.log2()
                 );
             }
             v *= 1.37;
         }
-        assert_eq!(ln(1.0), 0.0);
-        assert_eq!(ln(f64::MIN_POSITIVE / 4.0), (f64::MIN_POSITIVE / 4.0).ln());
-        assert_eq!(ln(f64::INFINITY), f64::INFINITY);
+        assert_eq!(log2(1.0), 0.0);
+        assert_eq!(log2(1024.0), 10.0);
+        assert_eq!(
+            log2(f64::MIN_POSITIVE / 4.0),
+            (f64::MIN_POSITIVE / 4.0).log2()
+        );
+        assert_eq!(log2(f64::INFINITY), f64::INFINITY);
+        for (k, &(step, per)) in LOG2_STEPS.iter().enumerate() {
+            let at = 1.0 + k as f64 / 256.0;
+            assert!((step - at.log2()).abs() <= 1e-15, "{k}");
+            assert_eq!(per, 1.0 / at);
+        }
     }
 
     #[test]
@@ -301,14 +338,18 @@ mod tests {
         let mut v = 1e-300;
         while v < 1e300 {
             for x in [v, v * 1.0078125, v * 1.5, v * 1.9999999] {
-                assert_eq!(s.index(x), (ln(x) / s.ln_gamma).ceil() as i32, "{x}");
+                let exact: f64 = f64::ln(x) / s.ln_gamma;
+                // Within 1e-6 of a bucket's edge, either side is within the accuracy.
+                if (exact - exact.round()).abs() > 1e-6 {
+                    assert_eq!(s.index(x), exact.ceil() as i32, "{x}");
+                }
             }
             v *= 1.37;
         }
-        // Exact powers of γ sit at the top of their bucket.
+        // Values next to a power of γ land in one of the two buckets it bounds.
         for i in [-5i32, -1, 1, 7] {
             let x = (f64::from(i) * s.ln_gamma).exp();
-            assert_eq!(s.index(x), (ln(x) / s.ln_gamma).ceil() as i32);
+            assert!((i..=i + 1).contains(&s.index(x)), "{x}: {}", s.index(x));
         }
     }
 
