@@ -5,7 +5,8 @@
 use std::net::IpAddr;
 
 use features::entity::{
-    client_network, ip_key, key_hash, EntityFeatures, EntityKind, EntityTable, Event, TableStats,
+    client_network, ip_key, key_hash, Decays, EntityFeatures, EntityKind, EntityTable, Event,
+    TableStats,
 };
 
 use features::tx::{self, TxFeatures, TxInput};
@@ -170,14 +171,15 @@ impl Profiler {
             auth_failure: matches!(status, Some(401 | 403)),
             bytes_out: resp.map_or(0, |r| r.body.len),
         };
+        let mut decays = Decays::default();
         let client_key = ip_key(client);
-        self.clients.update(client_key, &event);
+        self.clients.update_with(client_key, &event, &mut decays);
         let network = ip_key(client_network(client));
-        self.networks.update(network, &event);
+        self.networks.update_with(network, &event, &mut decays);
         let identity = notes.credentials.first().map(|c| {
             let id = c.subject_hash.unwrap_or(c.secret);
             let key = u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default());
-            self.identities.update(key, &event);
+            self.identities.update_with(key, &event, &mut decays);
             key
         });
         let endpoint = (event.endpoint != 0).then(|| {
@@ -186,7 +188,8 @@ impl Profiler {
                 endpoint: 0,
                 ..event
             };
-            self.endpoints.update(event.endpoint, &own);
+            self.endpoints
+                .update_with(event.endpoint, &own, &mut decays);
             event.endpoint
         });
 

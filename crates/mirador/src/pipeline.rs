@@ -566,6 +566,7 @@ fn analysis_loop(
     let mut marks = vec![Order::default(); workers];
     let mut decoders = http::Decoders::default();
     let mut batch: RecordBatch = Vec::with_capacity(256);
+    let mut written = Vec::new();
     let free = Mutex::new(free);
     let give_back = |recycle: &Receiver<RecordBatch>| {
         // Emptied batches from output: sort their records back to the workers that made them.
@@ -604,7 +605,7 @@ fn analysis_loop(
                 }
             }
             if let Some(inv) = &inventory {
-                annotate(&mut msg.records, inv, detect.as_deref());
+                annotate(&mut msg.records, inv, detect.as_deref(), &mut written);
             }
             metrics
                 .output_backlog
@@ -639,7 +640,7 @@ fn analysis_loop(
             batch.push(rec);
             if batch.len() >= 256 {
                 if let Some(inv) = &inventory {
-                    annotate(&mut batch, inv, detect.as_deref());
+                    annotate(&mut batch, inv, detect.as_deref(), &mut written);
                 }
                 metrics
                     .output_backlog
@@ -665,7 +666,7 @@ fn analysis_loop(
     }
     if !batch.is_empty() {
         if let Some(inv) = &inventory {
-            annotate(&mut batch, inv, detect.as_deref());
+            annotate(&mut batch, inv, detect.as_deref(), &mut written);
         }
         let _ = out.send(batch);
     }
@@ -685,13 +686,15 @@ fn annotate(
     batch: &mut [TxRecord],
     analyzer: &Mutex<inventory::Analyzer>,
     detect: Option<&Mutex<detect::Detect>>,
+    written: &mut Vec<(usize, engine::Notes)>,
 ) {
     let mut analyzer = analyzer.lock().unwrap_or_else(|e| e.into_inner());
     let mut detect = detect.map(|d| d.lock().unwrap_or_else(|e| e.into_inner()));
     let analyzer = &mut *analyzer;
     // The batch is read while it is analysed (what was parsed ahead borrows from it); notes
-    // are written once every record has been seen.
-    let mut written: Vec<(usize, engine::Notes)> = Vec::with_capacity(batch.len());
+    // are written once every record has been seen, through a buffer kept from batch to batch
+    // (allocated anew, it was fresh pages to fault in).
+    written.clear();
     analyzer.observe_batch(batch, |i, rec, notes, profile, profiler| {
         let mut out = notes.notes();
         if let Some(d) = detect.as_mut() {
@@ -704,7 +707,7 @@ fn annotate(
         }
         written.push((i, out));
     });
-    for (i, notes) in written {
+    for (i, notes) in written.drain(..) {
         batch[i].notes = Some(notes);
     }
 }
