@@ -9,9 +9,10 @@
 # features on and detection off (detection's cost is bench/detect.sh's); the figure is the
 # median of the per-pair wall-time ratios, robust to a shared machine's drifting speed, and the
 # same for the pipeline's CPU seconds; and the analysis thread's own CPU seconds in the "on"
-# runs, the stage's cost alone (on a 2-core machine the wall time also depends on how the
-# pipeline's four threads share the two cores). Then the analysis stage alone, in ns per transaction
-# (transactions parsed once, fed to a fresh analyzer), and the inventory's operations.
+# runs, the stage's cost alone. Each thread's median CPU seconds off and on follow: on a
+# 2-core machine the wall time also depends on how the pipeline's four threads share the two
+# cores. Then the analysis stage alone, in ns per transaction (transactions parsed once, fed
+# to a fresh analyzer), and the inventory's operations.
 # BASE=path/to/mirador (another build) interleaves that build's pairs with this one's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,10 @@ seconds() { /usr/bin/time -f "%e" -o "$TMP/t" "$@" >/dev/null 2>"$TMP/err" || { 
 cpu_of_last() { sed -n 's/^  cpu *\([0-9.]*\) s.*/\1/p' "$TMP/err"; }
 # The analysis thread's own CPU seconds (the stage this bench is about).
 analysis_of_last() { sed -n 's/^  cpu .* analysis \([0-9.]*\) s.*/\1/p' "$TMP/err"; }
+# Each thread's CPU seconds: capture, flow workers, analysis, output.
+threads_of_last() {
+  sed -n 's/([^)]*)//g; s/^  cpu .*capture \([0-9.]*\) s *flow workers \([0-9.]*\) s *analysis \([0-9.]*\) s *output \([0-9.]*\) s.*/\1 \2 \3 \4/p' "$TMP/err"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # One off/on pair of `$1` (a mirador binary) over `$2`, appended to the files of label `$3`.
@@ -38,13 +43,25 @@ pair() {
   local off on offc onc
   off=$(seconds "$1" replay -c "$TMP/off.toml" --no-progress --workers 1 --transactions /dev/null "$2")
   offc=$(cpu_of_last)
+  threads_of_last >> "$TMP/$3.offt"
   on=$(seconds "$1" replay -c "$TMP/on.toml" --no-progress --workers 1 --transactions /dev/null "$2")
   onc=$(cpu_of_last)
+  threads_of_last >> "$TMP/$3.ont"
   analysis_of_last >> "$TMP/$3.an"
   echo "$off" >> "$TMP/$3.off"; echo "$on" >> "$TMP/$3.on"
   echo "$offc" >> "$TMP/$3.offc"; echo "$onc" >> "$TMP/$3.onc"
   awk -v a="$off" -v b="$on" 'BEGIN{print b/a}' >> "$TMP/$3.r"
   awk -v a="$offc" -v b="$onc" 'BEGIN{print b/a}' >> "$TMP/$3.cr"
+}
+# Median CPU seconds of each thread, off then on: where the added work lands, and (on two
+# cores) which pairing of threads bounds the wall time.
+threads_row() {
+  local f
+  for f in offt ont; do
+    awk -v label="$1.${f%t}" '{c[NR]=$1; w[NR]=$2; a[NR]=$3; o[NR]=$4}
+      function med(x, n,  i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }; return x[int((n + 1) / 2)] }
+      END { printf "  %-18s capture %.3f  worker %.3f  analysis %.3f  output %.3f\n", label, med(c, NR), med(w, NR), med(a, NR), med(o, NR) }' "$TMP/$1.$f"
+  done
 }
 row() {
   printf '%-15s %10.3f %10.3f %8.2f %10.3f %10.3f %8.2f %10.3f\n' "$1" "$(median < "$TMP/$1.off")" "$(median < "$TMP/$1.on")" \
@@ -64,6 +81,8 @@ for cap in keepalive shortconn; do
   done
   row "$cap"
   [ -z "${BASE:-}" ] || row "$cap.base"
+  threads_row "$cap"
+  [ -z "${BASE:-}" ] || threads_row "$cap.base"
 done
 for cap in keepalive shortconn; do
   f="$DIR/$cap.pcap"; [ -f "$f" ] || continue
