@@ -56,11 +56,13 @@ pair() {
 # Median CPU seconds of each thread, off then on: where the added work lands, and (on two
 # cores) which pairing of threads bounds the wall time.
 threads_row() {
-  local f
+  local f column
   for f in offt ont; do
-    awk -v label="$1.${f%t}" '{c[NR]=$1; w[NR]=$2; a[NR]=$3; o[NR]=$4}
-      function med(x, n,  i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }; return x[int((n + 1) / 2)] }
-      END { printf "  %-18s capture %.3f  worker %.3f  analysis %.3f  output %.3f\n", label, med(c, NR), med(w, NR), med(a, NR), med(o, NR) }' "$TMP/$1.$f"
+    printf '  %-18s' "$1.${f%t}"
+    for column in 1:capture 2:worker 3:analysis 4:output; do
+      printf ' %s %.3f ' "${column#*:}" "$(cut -d' ' -f"${column%%:*}" "$TMP/$1.$f" | median)"
+    done
+    echo
   done
 }
 row() {

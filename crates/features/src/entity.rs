@@ -175,7 +175,6 @@ const REGISTER_BITS: u32 = 7;
 const REGISTERS: usize = 1 << REGISTER_BITS;
 /// Ranks are kept in 4 bits; a register saturates only past ~2^15 values per register.
 const MAX_RANK: u32 = 15;
-const HLL_ALPHA: f64 = 0.7213 / (1.0 + 1.079 / REGISTERS as f64);
 /// Σ 2^(−rank) is kept scaled by 2^MAX_RANK, as an integer: exact under updates.
 const EMPTY_SUM: u32 = (REGISTERS as u32) << MAX_RANK;
 
@@ -286,12 +285,19 @@ impl Distinct {
 }
 
 fn hyperloglog(scaled_sum: u32, zero_registers: u8) -> f64 {
-    let m = REGISTERS as f64;
     let sum = f64::from(scaled_sum) / f64::from(1u32 << MAX_RANK);
-    let raw = HLL_ALPHA * m * m / sum;
+    hyperloglog_estimate(REGISTERS, sum, usize::from(zero_registers))
+}
+
+/// The HyperLogLog estimate of `registers` registers whose Σ 2^(−rank) is `sum`, `zeros` of
+/// them still empty (Flajolet et al. 2007).
+pub fn hyperloglog_estimate(registers: usize, sum: f64, zeros: usize) -> f64 {
+    let m = registers as f64;
+    let alpha = 0.7213 / (1.0 + 1.079 / m);
+    let raw = alpha * m * m / sum;
     // Linear counting is the better estimator while registers are still empty.
-    if raw <= 2.5 * m && zero_registers > 0 {
-        m * (m / f64::from(zero_registers)).ln()
+    if raw <= 2.5 * m && zeros > 0 {
+        m * (m / zeros as f64).ln()
     } else {
         raw
     }

@@ -288,18 +288,9 @@ impl IdentitySketch {
     }
 
     pub fn estimate(&self) -> u64 {
-        const M: f64 = 256.0;
-        let alpha = 0.7213 / (1.0 + 1.079 / M);
         let sum: f64 = self.registers.iter().map(|&r| (-f64::from(r)).exp2()).sum();
         let zeros = self.registers.iter().filter(|&&r| r == 0).count();
-        let raw = alpha * M * M / sum;
-        // Linear counting while many registers are empty (Flajolet et al. 2007).
-        let estimate = if raw <= 2.5 * M && zeros > 0 {
-            M * (M / zeros as f64).ln()
-        } else {
-            raw
-        };
-        estimate.round() as u64
+        features::entity::hyperloglog_estimate(self.registers.len(), sum, zeros).round() as u64
     }
 }
 
