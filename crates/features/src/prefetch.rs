@@ -27,6 +27,15 @@ pub fn read_bytes(ptr: *const u8, bytes: usize) {
     }
 }
 
+/// [`read`] of the cache lines of `items`, up to `max_bytes` of them.
+#[inline(always)]
+pub fn read_slice<T>(items: &[T], max_bytes: usize) {
+    read_bytes(
+        items.as_ptr().cast(),
+        std::mem::size_of_val(items).min(max_bytes),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +44,7 @@ mod tests {
     fn a_hint_on_any_address_neither_faults_nor_changes_the_data() {
         let data = vec![7u8; 1000];
         read_bytes(data.as_ptr(), data.len());
+        read_slice(&data, 4096);
         read(std::ptr::null::<u64>());
         read(usize::MAX as *const u64);
         read(data.as_ptr().wrapping_add(1 << 40));

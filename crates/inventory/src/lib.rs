@@ -125,13 +125,10 @@ fn prefetch_record(rec: &engine::TxRecord) {
 /// they were written on another core. Called further ahead than [`Inventory::prefetch`], which
 /// reads them.
 fn prefetch_transaction(tx: &http::Transaction) {
-    use features::prefetch::{read, read_bytes};
+    use features::prefetch::{read, read_slice};
     if let Some(r) = &tx.request {
-        read_bytes(r.head.raw.as_ptr(), r.head.raw.len().min(512));
-        read_bytes(
-            r.head.fields.as_ptr().cast(),
-            (r.head.fields.len() * 16).min(256),
-        );
+        read_slice(&r.head.raw, 512);
+        read_slice(&r.head.fields, 256);
     }
     if let Some(r) = &tx.response {
         read(r.head.raw.as_ptr());

@@ -86,7 +86,10 @@ impl Delivery {
                         match msg {
                             Msg::Batch(batch) => {
                                 if let Some(o) = out.as_mut() {
-                                    for rec in &batch {
+                                    for (i, rec) in batch.iter().enumerate() {
+                                        if let Some(ahead) = batch.get(i + 2) {
+                                            crate::output::prefetch_heads(&ahead.tx);
+                                        }
                                         sinks::ecs::transaction(&mut buf, rec);
                                     }
                                     match o.write_all(&buf).await {
