@@ -55,6 +55,20 @@ pub struct TxRecord {
     pub origin: u16,
     /// What the analysis stage learnt of it (route, identity, sensitive data), when it ran.
     pub notes: Option<Notes>,
+    /// What the flow worker worked out for the analysis stage, when the inventory runs.
+    pub prepared: Option<Prepared>,
+}
+
+/// The part of the analysis of one transaction that needs none of the analysis stage's tables,
+/// done by the flow worker that parsed it: workers run in parallel, the analysis stage in one
+/// order, so what can move to the workers should.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prepared {
+    /// Every transaction feature but the three of the endpoint's history
+    /// (`features::tx::TxFeatures::with_history`).
+    pub features: features::tx::TxFeatures,
+    /// The inventory's route-cache hash of the request's host, method and path.
+    pub route_hash: u64,
 }
 
 /// The analysis stage's findings on one transaction, written into its record.
@@ -192,6 +206,7 @@ fn with_emit<R>(
             .clone();
         out.push(TxRecord {
             notes: None,
+            prepared: None,
             flow,
             tx,
             order: *order,

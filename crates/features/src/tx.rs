@@ -151,6 +151,16 @@ impl Default for TxFeatures {
 }
 
 impl TxFeatures {
+    /// These features with the three that depend on what the endpoint saw before (body depth,
+    /// unseen parameters and fields) set: everything else is known from the transaction alone,
+    /// so a flow worker extracts it and the analysis stage adds these.
+    pub fn with_history(mut self, body_depth: u32, unseen_params: u32, unseen_fields: u32) -> Self {
+        self[TxFeature::BodyDepth] = f64::from(body_depth);
+        self[TxFeature::UnseenParams] = f64::from(unseen_params);
+        self[TxFeature::UnseenFields] = f64::from(unseen_fields);
+        self
+    }
+
     pub fn get(&self, feature: TxFeature) -> f64 {
         self.0[feature as usize]
     }
@@ -232,7 +242,6 @@ pub fn extract(t: &TxInput) -> TxFeatures {
         }
     }
 
-    f[TxFeature::BodyDepth] = f64::from(t.body_depth);
     let class = match t.status {
         Some(s @ 100..=599) => s / 100,
         _ => 0,
@@ -240,9 +249,7 @@ pub fn extract(t: &TxInput) -> TxFeatures {
     f[TxFeature::StatusClass] = f64::from(class);
     f[TxFeature::IsError] = if class >= 4 { 1.0 } else { 0.0 };
     f[TxFeature::LatencyMs] = t.latency_ns.map_or(0.0, |ns| ns as f64 / 1e6);
-    f[TxFeature::UnseenParams] = f64::from(t.unseen_params);
-    f[TxFeature::UnseenFields] = f64::from(t.unseen_fields);
-    f
+    f.with_history(t.body_depth, t.unseen_params, t.unseen_fields)
 }
 
 fn non_empty_parts(bytes: &[u8], separator: u8) -> usize {
@@ -470,6 +477,27 @@ mod tests {
         assert_eq!(f.get(TxFeature::Cookies), f[TxFeature::Cookies]);
         let listed: Vec<_> = f.iter().map(|(feature, _)| feature).collect();
         assert_eq!(listed, TxFeature::ALL);
+
+        // Without the endpoint's history, then with it: what a worker and the analysis
+        // stage compute between them is the whole.
+        let partial = extract(&TxInput {
+            method: b"POST",
+            path: b"/api//users/123/",
+            query: b"a=1&&b=2&",
+            request_headers: 7,
+            request_head_bytes: 312,
+            request_body: b"{\"x\":1}",
+            request_body_len: 9000,
+            response_body_len: 42,
+            status: Some(201),
+            latency_ns: Some(2_500_000),
+            body_depth: 0,
+            cookies: 2,
+            unseen_params: 0,
+            unseen_fields: 0,
+        });
+        assert_ne!(partial, f);
+        assert_eq!(partial.with_history(3, 1, 4), f);
     }
 
     #[test]

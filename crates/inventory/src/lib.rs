@@ -44,7 +44,7 @@ impl Analyzer {
         tx: &http::Transaction,
     ) -> Option<(Annotations, profile::Profile)> {
         let (mut notes, mut profile) = (Annotations::default(), profile::Profile::default());
-        self.observe_into(flow, tx, None, &mut notes, &mut profile)
+        self.observe_into(flow, tx, None, None, &mut notes, &mut profile)
             .then_some((notes, profile))
     }
 
@@ -78,7 +78,9 @@ impl Analyzer {
             prefetch_transaction(&rec.tx);
         }
         for (i, rec) in batch.iter().take(AHEAD).enumerate() {
-            probes[i] = self.inventory.prefetch(&rec.flow, &rec.tx);
+            probes[i] = self
+                .inventory
+                .prefetch(&rec.flow, &rec.tx, rec.prepared.as_ref());
         }
         for (i, rec) in batch.iter().enumerate() {
             if let Some(later) = batch.get(i + 3 * AHEAD) {
@@ -89,9 +91,19 @@ impl Analyzer {
             }
             let ahead = probes[i % AHEAD].take();
             if let Some(later) = batch.get(i + AHEAD) {
-                probes[i % AHEAD] = self.inventory.prefetch(&later.flow, &later.tx);
+                probes[i % AHEAD] =
+                    self.inventory
+                        .prefetch(&later.flow, &later.tx, later.prepared.as_ref());
             }
-            if self.observe_into(&rec.flow, &rec.tx, ahead, &mut notes, &mut profile) {
+            let prepared = rec.prepared.as_ref().map(|p| &p.features);
+            if self.observe_into(
+                &rec.flow,
+                &rec.tx,
+                ahead,
+                prepared,
+                &mut notes,
+                &mut profile,
+            ) {
                 then(i, rec, &notes, &profile, &self.profiler);
             }
         }
@@ -103,14 +115,35 @@ impl Analyzer {
         flow: &engine::FlowIds,
         tx: &'t http::Transaction,
         ahead: Option<Ahead<'t>>,
+        prepared: Option<&features::tx::TxFeatures>,
         notes: &mut Annotations,
         profile: &mut profile::Profile,
     ) -> bool {
         self.inventory.observe_into(flow, tx, ahead, notes)
             && self
                 .profiler
-                .observe_into(flow.client.ip(), tx, notes, profile)
+                .observe_into(flow.client.ip(), tx, notes, prepared, profile)
     }
+}
+
+/// The part of the analysis of `tx` that needs no table of the analysis stage's, for a flow
+/// worker to do ahead of it (in parallel with the other workers): the transaction's features
+/// but for the endpoint's history, and the route-cache hash of its request. `key` is scratch
+/// kept between calls. `None` without a request.
+pub fn prepare(
+    flow: &engine::FlowIds,
+    tx: &http::Transaction,
+    key: &mut Vec<u8>,
+) -> Option<engine::Prepared> {
+    let req = tx.request.as_ref()?;
+    let (authority, path, _) = observe::split_target(req.target());
+    let host_header = req.head.get("host").or(authority);
+    let method = observe::method_name(req.method());
+    observe::write_route_key(key, host_header, flow.server.ip(), method, path);
+    Some(engine::Prepared {
+        features: profile::transaction_features(tx)?,
+        route_hash: observe::route_hash(key),
+    })
 }
 
 /// Starts loading a record itself.
@@ -182,6 +215,7 @@ mod tests {
             },
             origin: 0,
             notes: None,
+            prepared: None,
         }
     }
 
@@ -216,12 +250,23 @@ mod tests {
                 };
                 let status = if i % 13 == 0 { "404 Not Found" } else { "200 OK" };
                 let body = format!("{{\"id\":{i},\"email\":\"u{i}@example.com\"}}");
-                record(
-                    &flows[(i % 3) as usize],
-                    &format!(
+                let request = if i % 6 == 5 {
+                    let sent = format!("{{\"name\":\"n{i}\",\"tags\":[\"a\",{{\"x\":{i}}}]}}");
+                    format!(
+                        "POST /api/users?src=web%20app&n={i} HTTP/1.1\r\n{host}Cookie: sid=s{}; theme=dark\r\nAuthorization: Bearer tok{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{sent}",
+                        i % 4,
+                        i / 10,
+                        sent.len()
+                    )
+                } else {
+                    format!(
                         "GET {path} HTTP/1.1\r\n{host}Authorization: Bearer tok{}\r\n\r\n",
                         i / 10
-                    ),
+                    )
+                };
+                record(
+                    &flows[(i % 3) as usize],
+                    &request,
                     &format!(
                         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                         body.len()
@@ -264,6 +309,35 @@ mod tests {
         }
         assert_eq!(got, expected);
         assert!(expected.iter().filter(|e| e.is_some()).count() == records.len());
+
+        // As in the pipeline: a worker prepared each record, with other routes' hashes in
+        // its scratch key before.
+        let mut key = b"stale.example\0POST\0/elsewhere".to_vec();
+        let prepared_records: Vec<engine::TxRecord> = records
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.prepared = prepare(&r.flow, &r.tx, &mut key);
+                assert!(r.prepared.is_some(), "every record has a request");
+                r
+            })
+            .collect();
+        let mut from_workers = Analyzer::new(
+            InventoryConfig::default(),
+            profile::ProfileLimits::default(),
+        );
+        let mut got = Vec::new();
+        for chunk in prepared_records.chunks(37) {
+            from_workers.observe_batch(chunk, |_, _, a, p, _| {
+                got.push(Some((
+                    a.notes(),
+                    p.clone(),
+                    a.object_id.clone(),
+                    a.route.clone(),
+                )));
+            });
+        }
+        assert_eq!(got, expected, "prepared by a worker or not, the same");
         let templated = expected
             .iter()
             .flatten()

@@ -178,8 +178,42 @@ const ROUTE_SETS: usize = 1 << 15;
 /// turns entries over.
 struct RouteCache {
     sets: Vec<RouteSet>,
-    set_hash: ahash::RandomState,
-    check_hash: ahash::RandomState,
+}
+
+/// The route cache's hash of a route key ([`write_route_key`]), with fixed seeds so that a
+/// flow worker computes it as the analysis stage would ([`crate::prepare`]). Colliding keys
+/// cost cache misses, nothing more: an entry is checked against the whole hash and replaced.
+const ROUTE_HASH: ahash::RandomState = ahash::RandomState::with_seeds(
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+);
+
+pub(crate) fn route_hash(key: &[u8]) -> u64 {
+    ROUTE_HASH.hash_one(key)
+}
+
+/// The route cache's key of a request: host (the Host header, else the server's address),
+/// method and path.
+pub(crate) fn write_route_key(
+    key: &mut Vec<u8>,
+    host_header: Option<&[u8]>,
+    server_ip: IpAddr,
+    method: &str,
+    path: &str,
+) {
+    key.clear();
+    match host_header {
+        Some(h) => key.extend_from_slice(h),
+        None => {
+            use std::io::Write;
+            let _ = write!(key, "{server_ip}");
+        }
+    }
+    for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
+        key.extend_from_slice(part);
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -201,19 +235,21 @@ struct RouteProbe {
     check: u64,
 }
 
+impl RouteProbe {
+    /// The set from the hash's high bits; the whole hash (odd, so never an empty entry's 0) is
+    /// what an entry is checked against.
+    fn of(hash: u64) -> Self {
+        RouteProbe {
+            set: (hash >> 32) as usize & (ROUTE_SETS - 1),
+            check: hash | 1,
+        }
+    }
+}
+
 impl RouteCache {
     fn new() -> Self {
         RouteCache {
             sets: vec![RouteSet::default(); ROUTE_SETS],
-            set_hash: ahash::RandomState::new(),
-            check_hash: ahash::RandomState::new(),
-        }
-    }
-
-    fn probe(&self, key: &[u8]) -> RouteProbe {
-        RouteProbe {
-            set: self.set_hash.hash_one(key) as usize & (ROUTE_SETS - 1),
-            check: self.check_hash.hash_one(key) | 1,
         }
     }
 
@@ -322,16 +358,23 @@ impl Inventory {
     /// Where `tx`'s path sits in the route cache, with a load of that entry started: called a
     /// few transactions before [`Inventory::observe_into`] of the same one, the miss is over
     /// by then.
+    /// `prepared` is what the flow worker made of `tx`, if it did.
     pub(crate) fn prefetch<'t>(
         &mut self,
         flow: &engine::FlowIds,
         tx: &'t Transaction,
+        prepared: Option<&engine::Prepared>,
     ) -> Option<Ahead<'t>> {
         let req = tx.request.as_ref()?;
         let method = method_name(req.method());
         let (authority, path, query) = split_target(req.target());
-        let host_header = req.head.get("host").or(authority);
-        let probe = self.route_probe(host_header, flow.server.ip(), method, path);
+        let probe = match prepared {
+            Some(p) => RouteProbe::of(p.route_hash),
+            None => {
+                let host_header = req.head.get("host").or(authority);
+                self.route_probe(host_header, flow.server.ip(), method, path)
+            }
+        };
         features::prefetch::read(&self.routes.sets[probe.set]);
         Some(Ahead {
             probe,
@@ -349,17 +392,8 @@ impl Inventory {
         method: &str,
         path: &str,
     ) -> RouteProbe {
-        self.probe.clear();
-        match host_header {
-            Some(h) => self.probe.extend_from_slice(h),
-            None => self
-                .probe
-                .extend_from_slice(server_ip.to_string().as_bytes()),
-        }
-        for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
-            self.probe.extend_from_slice(part);
-        }
-        self.routes.probe(&self.probe)
+        write_route_key(&mut self.probe, host_header, server_ip, method, path);
+        RouteProbe::of(route_hash(&self.probe))
     }
 
     /// [`Inventory::observe`], with the route probe [`Inventory::prefetch`] made for `tx`.
@@ -940,7 +974,7 @@ fn media_type(v: &[u8]) -> String {
     String::from_utf8_lossy(&v[..v.len().min(100)]).to_ascii_lowercase()
 }
 
-fn method_name(m: &[u8]) -> &str {
+pub(crate) fn method_name(m: &[u8]) -> &str {
     match std::str::from_utf8(m) {
         Ok(s) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_graphic()) => s,
         _ => "(invalid)",
@@ -948,7 +982,7 @@ fn method_name(m: &[u8]) -> &str {
 }
 
 /// Authority (absolute-form), path, and raw query of a request target.
-fn split_target(target: &[u8]) -> (Option<&[u8]>, &str, &str) {
+pub(crate) fn split_target(target: &[u8]) -> (Option<&[u8]>, &str, &str) {
     let text = std::str::from_utf8(target).unwrap_or("/(non-utf8)");
     let (mut authority, mut rest) = (None, text);
     if !text.starts_with('/') {
@@ -1156,10 +1190,45 @@ mod tests {
         assert_eq!(c.get(p(7, 9), 1), Some(90));
         c.clear();
         assert_eq!(c.get(p(7, 9), 1), None);
-        let (a, b) = (c.probe(b"h\0GET\0/a"), c.probe(b"h\0GET\0/b"));
+        let probe = |key: &[u8]| RouteProbe::of(route_hash(key));
+        let (a, b) = (probe(b"h\0GET\0/a"), probe(b"h\0GET\0/b"));
         assert!(a.check & 1 == 1 && a.set < ROUTE_SETS);
         assert!(a.check != b.check || a.set != b.set);
-        assert_eq!(c.probe(b"h\0GET\0/a").check, a.check, "stable within a run");
+        // Fixed seeds: a worker's hash is the analysis stage's.
+        assert_eq!(route_hash(b"h\0GET\0/a"), route_hash(b"h\0GET\0/a"));
+        assert_eq!(probe(b"h\0GET\0/a").set, a.set);
+        // Not degenerate (some fixed seeds make ahash hash everything to 0): keys alike but
+        // for a number spread over the sets and never share a check.
+        let mut checks = std::collections::HashSet::new();
+        let mut sets = std::collections::HashSet::new();
+        for i in 0..20_000 {
+            for key in [
+                format!("api.example.com\0GET\0/api/v1/users/{i}.json"),
+                format!("api.example.com\0GET\0/api/v1/products/SKU-{i:06}.json"),
+            ] {
+                let p = probe(key.as_bytes());
+                assert!(checks.insert(p.check), "{key}: a check seen before");
+                sets.insert(p.set);
+            }
+        }
+        // 40,000 keys thrown at random into 32,768 sets leave e^(-40000/32768), about 30 %,
+        // of them empty.
+        assert!(
+            (ROUTE_SETS * 65 / 100..ROUTE_SETS * 75 / 100).contains(&sets.len()),
+            "{} of {ROUTE_SETS} sets used",
+            sets.len()
+        );
+        let mut key = b"left over".to_vec();
+        write_route_key(&mut key, None, "10.0.0.1".parse().unwrap(), "GET", "/a");
+        assert_eq!(key, b"10.0.0.1\0GET\0/a");
+        write_route_key(
+            &mut key,
+            Some(b"h"),
+            "10.0.0.1".parse().unwrap(),
+            "GET",
+            "/a",
+        );
+        assert_eq!(key, b"h\0GET\0/a");
     }
 
     #[test]

@@ -61,6 +61,40 @@ pub struct Entities {
     pub endpoint: Option<EntityFeatures>,
 }
 
+/// The features of a transaction that need no history (the endpoint's history, added by
+/// [`TxFeatures::with_history`], is zero here); `None` without a request.
+pub fn transaction_features(tx: &Transaction) -> Option<TxFeatures> {
+    let req = tx.request.as_ref()?;
+    let resp = tx.response.as_ref();
+    let target = req.target();
+    let (path, query) = match memchr::memchr(b'?', target) {
+        Some(q) => (&target[..q], &target[q + 1..]),
+        None => (target, &[][..]),
+    };
+    let cookies = req
+        .head
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+        .map(|(_, v)| v.split(|&b| b == b';').count())
+        .sum();
+    Some(tx::extract(&TxInput {
+        method: req.method(),
+        path,
+        query,
+        request_headers: req.head.fields.len(),
+        request_head_bytes: req.body.wire_len.saturating_sub(req.body.len),
+        request_body: req.body.content(),
+        request_body_len: req.body.len,
+        response_body_len: resp.map_or(0, |r| r.body.len),
+        status: resp.map(|r| r.status).filter(|&s| s != 0),
+        latency_ns: resp.map(|r| r.end.since(req.start)),
+        body_depth: 0,
+        cookies,
+        unseen_params: 0,
+        unseen_fields: 0,
+    }))
+}
+
 pub struct Profiler {
     limits: ProfileLimits,
     clients: EntityTable,
@@ -111,17 +145,19 @@ impl Profiler {
         notes: &Annotations,
     ) -> Option<Profile> {
         let mut profile = Profile::default();
-        self.observe_into(client, tx, notes, &mut profile)
+        self.observe_into(client, tx, notes, None, &mut profile)
             .then_some(profile)
     }
 
     /// [`Profiler::observe`] into `out` (false, and `out` untouched, for a transaction with no
     /// request): a batch reuses one profile instead of moving a new one per transaction.
+    /// `prepared` is [`transaction_features`] of `tx`, when a flow worker computed them.
     pub fn observe_into(
         &mut self,
         client: IpAddr,
         tx: &Transaction,
         notes: &Annotations,
+        prepared: Option<&TxFeatures>,
         out: &mut Profile,
     ) -> bool {
         let Some(req) = tx.request.as_ref() else {
@@ -129,34 +165,15 @@ impl Profiler {
         };
         let resp = tx.response.as_ref();
         let target = req.target();
-        let (path, query) = match memchr::memchr(b'?', target) {
-            Some(q) => (&target[..q], &target[q + 1..]),
-            None => (target, &[][..]),
-        };
         let status = resp.map(|r| r.status).filter(|&s| s != 0);
-        let latency_ns = resp.map(|r| r.end.since(req.start));
-        let cookies = req
-            .head
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-            .map(|(_, v)| v.split(|&b| b == b';').count())
-            .sum();
-        let features = tx::extract(&TxInput {
-            method: req.method(),
-            path,
-            query,
-            request_headers: req.head.fields.len(),
-            request_head_bytes: req.body.wire_len.saturating_sub(req.body.len),
-            request_body: req.body.content(),
-            request_body_len: req.body.len,
-            response_body_len: resp.map_or(0, |r| r.body.len),
-            status,
-            latency_ns,
-            body_depth: notes.body_depth,
-            cookies,
-            unseen_params: notes.unseen_params,
-            unseen_fields: notes.unseen_fields,
-        });
+        let features = match prepared {
+            Some(&f) => f,
+            None => match transaction_features(tx) {
+                Some(f) => f,
+                None => return false,
+            },
+        }
+        .with_history(notes.body_depth, notes.unseen_params, notes.unseen_fields);
 
         let now_ns = tx.start().as_nanos();
         let event = Event {

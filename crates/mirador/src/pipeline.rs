@@ -232,6 +232,7 @@ impl Pipeline {
             let seg_back = seg_back_tx.clone();
             let metrics = metrics.clone();
             let lossless = cfg.lossless;
+            let prepare = cfg.inventory.is_some();
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("mirador-worker-{id}"))
@@ -244,6 +245,7 @@ impl Pipeline {
                             to_analysis,
                             free_rx,
                             lossless,
+                            prepare,
                             &metrics,
                         );
                         (stats, thread_cpu_seconds())
@@ -438,6 +440,15 @@ fn capture_loop(
     Ok((source.reader_stats(), decode_stats, source.warnings()))
 }
 
+/// The inventory's work on new records that needs none of its tables, done in the flow worker:
+/// workers run in parallel, the analysis stage in one order (and on two cores, the worker's
+/// core has the room the analysis stage's lacks).
+fn prepare_records(records: &mut [TxRecord], route_key: &mut Vec<u8>) {
+    for rec in records {
+        rec.prepared = inventory::prepare(&rec.flow, &rec.tx, route_key);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn worker_loop(
     id: u16,
@@ -447,9 +458,11 @@ fn worker_loop(
     to_analysis: Vec<Sender<WorkerOut>>,
     free_rx: Receiver<RecordBatch>,
     lossless: bool,
+    prepare: bool,
     metrics: &Metrics,
 ) -> EngineStats {
     let mut engine = Engine::new(cfg);
+    let mut route_key = Vec::new();
     let mut out: RecordBatch = Vec::with_capacity(512);
     let shards = to_analysis.len();
     let offer = |msg: WorkerOut, shard: usize| {
@@ -498,7 +511,11 @@ fn worker_loop(
             }
         }
         let started = Instant::now();
+        let before = out.len();
         engine.batch(&batch, &mut out);
+        if prepare {
+            prepare_records(&mut out[before..], &mut route_key);
+        }
         metrics.worker.record(started.elapsed());
         let boundary = Order {
             at: batch.last_seq,
@@ -527,7 +544,11 @@ fn worker_loop(
             .fetch_add(anomalies - last_anomalies, Ordering::Relaxed);
         (last_evicted, last_anomalies) = (evicted, anomalies);
     }
+    let before = out.len();
     engine.finish(&mut out);
+    if prepare {
+        prepare_records(&mut out[before..], &mut route_key);
+    }
     metrics
         .transactions
         .fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -832,6 +853,7 @@ mod tests {
                 order: Order::default(),
                 origin: 0,
                 notes: None,
+                prepared: None,
             }
         };
         let mut used = std::collections::HashSet::new();

@@ -344,6 +344,7 @@ mod tests {
                 order: Default::default(),
                 origin: 0,
                 notes: None,
+                prepared: None,
             },
         );
         assert_eq!(out.last(), Some(&b'\n'));

@@ -1883,6 +1883,7 @@ mod tests {
             order: Default::default(),
             origin: 0,
             notes: None,
+            prepared: None,
         }
     }
 
