@@ -17,40 +17,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// `2024-05-01T12:34:56.123456Z`: microsecond precision, UTC.
+/// `2024-05-01T12:34:56.123456Z`: microsecond precision, UTC. Composed on the stack and
+/// appended at once (every record carries one).
 pub fn rfc3339_micros(out: &mut Vec<u8>, ts: Timestamp) {
     let secs = ts.secs() as i64;
     let micros = ts.subsec_nanos() / 1000;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let (h, mi, s) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-    let two = |v: i64, out: &mut Vec<u8>| {
-        out.push(b'0' + (v / 10) as u8);
-        out.push(b'0' + (v % 10) as u8);
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut two = |at: usize, v: i64| {
+        text[at] = b'0' + (v / 10) as u8;
+        text[at + 1] = b'0' + (v % 10) as u8;
     };
     let y = y.clamp(0, 9999);
-    out.push(b'0' + (y / 1000) as u8);
-    out.push(b'0' + (y / 100 % 10) as u8);
-    two(y % 100, out);
-    out.push(b'-');
-    two(mo as i64, out);
-    out.push(b'-');
-    two(d as i64, out);
-    out.push(b'T');
-    two(h, out);
-    out.push(b':');
-    two(mi, out);
-    out.push(b':');
-    two(s, out);
-    out.push(b'.');
+    two(0, y / 100);
+    two(2, y % 100);
+    two(5, i64::from(mo));
+    two(8, i64::from(d));
+    two(11, h);
+    two(14, mi);
+    two(17, s);
     let mut m = micros;
-    let mut digits = [b'0'; 6];
-    for i in (0..6).rev() {
-        digits[i] = b'0' + (m % 10) as u8;
+    for i in (20..26).rev() {
+        text[i] = b'0' + (m % 10) as u8;
         m /= 10;
     }
-    out.extend_from_slice(&digits);
-    out.push(b'Z');
+    out.extend_from_slice(&text);
 }
 
 #[cfg(test)]
