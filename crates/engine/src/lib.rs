@@ -69,6 +69,8 @@ pub struct Prepared {
     pub features: features::tx::TxFeatures,
     /// The inventory's route-cache hash of the request's host, method and path.
     pub route_hash: u64,
+    /// Where the request's credentials are, when a look at its headers could tell.
+    pub auth: Option<features::auth::AuthHint>,
 }
 
 /// The analysis stage's findings on one transaction, written into its record.

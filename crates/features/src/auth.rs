@@ -143,6 +143,8 @@ pub struct Keyer {
     // every request is parsed (and its JWT decoded) once.
     credentials: std::cell::RefCell<Recent<Arc<Credential>>>,
     authorization: label::Label,
+    /// Tells this keyer's [`AuthHint`]s from another's (their fingerprints differ).
+    id: u64,
 }
 
 /// Entries in each generation of a [`Keyer`]'s caches (so at most twice this in all).
@@ -210,6 +212,20 @@ impl Keyer {
             recent_key: Default::default(),
             credentials: Default::default(),
             authorization: label::Label::interned_name("authorization"),
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
+        }
+    }
+
+    /// What a flow worker needs to make [`AuthHint`]s this keyer takes: `names` (the ones the
+    /// analysis stage scans with) and the key of its fingerprints.
+    pub fn hinter(&self, names: &AuthMatcher) -> Hinter {
+        Hinter {
+            names: names.clone(),
+            fingerprint_key: self.recent_key.clone(),
+            keyer: self.id,
         }
     }
 
@@ -228,12 +244,7 @@ impl Keyer {
 
     /// `hash(domain, parts joined by NUL)` without building the joined secret.
     fn fingerprint(&self, tag: u8, name: &[u8], value: &[u8]) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = self.recent_key.build_hasher();
-        tag.hash(&mut h);
-        name.hash(&mut h);
-        value.hash(&mut h);
-        h.finish()
+        fingerprint_with(&self.recent_key, tag, name, value)
     }
 
     /// Hands `sink` the credential remembered under `fingerprint`, if any.
@@ -474,6 +485,99 @@ pub fn extract<'h>(
 ) {
     let start = out.len();
     extract_from(headers, query, names, keyer, out, start);
+}
+
+fn fingerprint_with(key: &ahash::RandomState, tag: u8, name: &[u8], value: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = key.build_hasher();
+    tag.hash(&mut h);
+    name.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// A flow worker's look at where a request's credentials are, so the analysis stage need not
+/// scan its headers: most requests carry none, or one `Authorization` header seen before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthHint {
+    /// The [`Keyer`] whose fingerprint this is (another's takes no hint).
+    keyer: u64,
+    /// `None`: nothing in the request could hold a credential. `Some`: one `Authorization`
+    /// header, and nothing else that could, with this fingerprint of its value.
+    authorization: Option<u64>,
+}
+
+/// Makes [`AuthHint`]s for one [`Keyer`] ([`Keyer::hinter`]), in a flow worker.
+#[derive(Clone, Debug)]
+pub struct Hinter {
+    names: AuthMatcher,
+    fingerprint_key: ahash::RandomState,
+    keyer: u64,
+}
+
+impl Hinter {
+    /// The hint for a request with these headers and raw query; `None` when only a full scan
+    /// can tell (cookies, API-key headers or parameters, several `Authorization` headers).
+    pub fn hint<'h>(
+        &self,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        query: &[u8],
+    ) -> Option<AuthHint> {
+        let mut authorization = None;
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case(b"authorization") {
+                if authorization.is_some() {
+                    return None;
+                }
+                authorization = Some(value.trim_ascii());
+            } else if name.eq_ignore_ascii_case(b"cookie") || self.names.headers.matches(name) {
+                return None;
+            }
+        }
+        let mut name_buf = [0u8; MAX_PARAM_NAME_LEN];
+        for param in query.split(|&b| b == b'&') {
+            let Some(eq) = memchr::memchr(b'=', param) else {
+                continue;
+            };
+            // A name too long to decode is skipped by the scan too.
+            if percent_decode_into(&param[..eq], &mut name_buf)
+                .is_some_and(|name| self.names.params.matches(name))
+            {
+                return None;
+            }
+        }
+        Some(AuthHint {
+            keyer: self.keyer,
+            authorization: authorization.map(|value| {
+                fingerprint_with(&self.fingerprint_key, u8::MAX, b"authorization", value)
+            }),
+        })
+    }
+}
+
+/// [`extract_replacing`] by a flow worker's `hint` instead of a scan of the request: true when
+/// the hint sufficed (the request's credentials are in `out`), false when it did not (a
+/// credential not seen before, another keyer's hint) and the request must be scanned.
+pub fn extract_hinted(hint: AuthHint, keyer: &Keyer, out: &mut Vec<Arc<Credential>>) -> bool {
+    if hint.keyer != keyer.id {
+        return false;
+    }
+    let Some(fingerprint) = hint.authorization else {
+        out.clear();
+        return true;
+    };
+    let mut sink = Sink {
+        start: 0,
+        end: 0,
+        out,
+        keyer,
+    };
+    if !keyer.push_known(fingerprint, &mut sink) {
+        return false;
+    }
+    let end = sink.end;
+    out.truncate(end);
+    true
 }
 
 /// [`extract`] into `out` in place of what it held: the previous request's credentials. A
@@ -1253,6 +1357,69 @@ mod tests {
         extract(headers.into_iter(), b"", &matcher, &keyer, &mut out);
         assert_eq!(out.len(), 3);
         assert!(out.iter().zip(&first).all(|(a, b)| Arc::ptr_eq(a, b)));
+    }
+
+    #[test]
+    fn a_worker_hint_finds_what_a_scan_finds_or_asks_for_the_scan() {
+        let keyer = Keyer::new(KEY);
+        let matcher = AuthMatcher::new(&AuthConfig::default());
+        let hinter = keyer.hinter(&matcher);
+        // It goes to a flow worker's thread; the keyer stays.
+        fn send<T: Send + 'static>(_: &T) {}
+        send(&hinter);
+        let token = jwt(r#"{"alg":"HS256"}"#, r#"{"sub":"ana"}"#, "sig");
+        let bearer = format!("Bearer {token}");
+        // (headers, query, whether a hint can stand for the scan)
+        type Request<'a> = (&'a [(&'a str, &'a str)], &'a str, bool);
+        let requests: [Request; 9] = [
+            (&[("Accept", "*/*")], "", true),
+            (&[("Authorization", &bearer)], "page=2", true),
+            (&[("Authorization", " Basic dXNlcjpwdw== ")], "", true),
+            (
+                &[("Authorization", &bearer), ("Cookie", "theme=dark")],
+                "",
+                false,
+            ),
+            (&[("X-API-Key", "k1")], "", false),
+            (&[("Accept", "*/*")], "api_key=k2", false),
+            (&[("Accept", "*/*")], "api%5Fkey=k2", false),
+            (
+                &[("Authorization", "Bearer a"), ("authorization", "Bearer b")],
+                "",
+                false,
+            ),
+            (&[("Authorization", "Bearer")], "", true),
+        ];
+        for round in 0..2 {
+            for (i, (headers, query, hinted)) in requests.iter().enumerate() {
+                let headers = || headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+                let hint = hinter.hint(headers(), query.as_bytes());
+                assert_eq!(hint.is_some(), *hinted, "request {i}");
+                let mut scanned = Vec::new();
+                extract(headers(), query.as_bytes(), &matcher, &keyer, &mut scanned);
+                let Some(hint) = hint else { continue };
+                let mut out = vec![Arc::new(one(&[("X-API-Key", "stale")], ""))];
+                if extract_hinted(hint, &keyer, &mut out) {
+                    assert_eq!(out, scanned, "request {i}, round {round}");
+                } else {
+                    // Only a credential the keyer has not parsed yet needs the scan (it is known
+                    // after that scan), or a header that holds none (nothing to remember).
+                    assert!(
+                        scanned.is_empty() || round == 0,
+                        "request {i}, round {round}"
+                    );
+                }
+            }
+        }
+        // Another keyer's hint is not taken.
+        let other = Keyer::new(KEY);
+        let headers = [(&b"Accept"[..], &b"*/*"[..])];
+        let hint = hinter
+            .hint(headers.into_iter(), b"")
+            .expect("nothing to scan");
+        let mut out = Vec::new();
+        assert!(!extract_hinted(hint, &other, &mut out));
+        assert!(extract_hinted(hint, &keyer, &mut out) && out.is_empty());
     }
 
     fn one(headers: &[(&str, &str)], query: &str) -> Credential {

@@ -39,14 +39,8 @@ fn main() {
     for r in records.iter_mut() {
         r.tx.decode_bodies_with(&cfg, &mut decoders);
     }
-    let started = Instant::now();
-    let mut key = Vec::new();
-    for r in records.iter_mut() {
-        r.prepared = inventory::prepare(&r.flow, &r.tx, &mut key);
-    }
-    let prepare_ns = started.elapsed().as_nanos() as f64 / records.len().max(1) as f64;
-    println!("prepare (in the flow workers): {prepare_ns:.0} ns per transaction");
     let mut best = f64::MAX;
+    let mut best_prepare = f64::MAX;
     for _ in 0..runs {
         for r in records.iter_mut() {
             r.notes = None;
@@ -55,6 +49,14 @@ fn main() {
             inventory::InventoryConfig::default(),
             inventory::profile::ProfileLimits::default(),
         );
+        // What the flow workers do for this analyzer, timed apart.
+        let started = Instant::now();
+        let mut preparer = inv.preparer();
+        for r in records.iter_mut() {
+            r.prepared = preparer.prepare(&r.flow, &r.tx);
+        }
+        best_prepare =
+            best_prepare.min(started.elapsed().as_nanos() as f64 / records.len().max(1) as f64);
         let started = Instant::now();
         let mut notes = 0usize;
         // In the batches the pipeline hands the analysis stage.
@@ -75,5 +77,6 @@ fn main() {
             records.len()
         );
     }
+    println!("prepare (in the flow workers): best {best_prepare:.0} ns per transaction");
     println!("observe: best {best:.0} ns per transaction");
 }

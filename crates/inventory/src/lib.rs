@@ -126,24 +126,52 @@ impl Analyzer {
     }
 }
 
-/// The part of the analysis of `tx` that needs no table of the analysis stage's, for a flow
-/// worker to do ahead of it (in parallel with the other workers): the transaction's features
-/// but for the endpoint's history, and the route-cache hash of its request. `key` is scratch
-/// kept between calls. `None` without a request.
-pub fn prepare(
-    flow: &engine::FlowIds,
-    tx: &http::Transaction,
-    key: &mut Vec<u8>,
-) -> Option<engine::Prepared> {
-    let req = tx.request.as_ref()?;
-    let (authority, path, _) = observe::split_target(req.target());
-    let host_header = req.head.get("host").or(authority);
-    let method = observe::method_name(req.method());
-    observe::write_route_key(key, host_header, flow.server.ip(), method, path);
-    Some(engine::Prepared {
-        features: profile::transaction_features(tx)?,
-        route_hash: observe::route_hash(key),
-    })
+/// A flow worker's share of the analysis ([`Analyzer::preparer`]): the part of each
+/// transaction's that needs no table of the analysis stage's, done ahead of it and in parallel
+/// with the other workers.
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    hinter: features::auth::Hinter,
+    /// Scratch for the route-cache key.
+    route_key: Vec<u8>,
+}
+
+impl Analyzer {
+    /// A [`Preparer`] whose records this analyzer takes (its credential fingerprints are this
+    /// analyzer's; another's hints are ignored).
+    pub fn preparer(&self) -> Preparer {
+        Preparer {
+            hinter: self.inventory.hinter(),
+            route_key: Vec::new(),
+        }
+    }
+}
+
+impl Preparer {
+    /// `tx`'s features but for the endpoint's history, the route-cache hash of its request,
+    /// and where its credentials are; `None` without a request.
+    pub fn prepare(
+        &mut self,
+        flow: &engine::FlowIds,
+        tx: &http::Transaction,
+    ) -> Option<engine::Prepared> {
+        let req = tx.request.as_ref()?;
+        let (authority, path, query) = observe::split_target(req.target());
+        let host_header = req.head.get("host").or(authority);
+        let method = observe::method_name(req.method());
+        observe::write_route_key(
+            &mut self.route_key,
+            host_header,
+            flow.server.ip(),
+            method,
+            path,
+        );
+        Some(engine::Prepared {
+            features: profile::transaction_features(tx)?,
+            route_hash: observe::route_hash(&self.route_key),
+            auth: self.hinter.hint(req.head.iter(), query.as_bytes()),
+        })
+    }
 }
 
 /// Starts loading a record itself.
@@ -312,20 +340,20 @@ mod tests {
 
         // As in the pipeline: a worker prepared each record, with other routes' hashes in
         // its scratch key before.
-        let mut key = b"stale.example\0POST\0/elsewhere".to_vec();
-        let prepared_records: Vec<engine::TxRecord> = records
-            .iter()
-            .cloned()
-            .map(|mut r| {
-                r.prepared = prepare(&r.flow, &r.tx, &mut key);
-                assert!(r.prepared.is_some(), "every record has a request");
-                r
-            })
-            .collect();
         let mut from_workers = Analyzer::new(
             InventoryConfig::default(),
             profile::ProfileLimits::default(),
         );
+        let mut preparer = from_workers.preparer();
+        let prepared_records: Vec<engine::TxRecord> = records
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.prepared = preparer.prepare(&r.flow, &r.tx);
+                assert!(r.prepared.is_some(), "every record has a request");
+                r
+            })
+            .collect();
         let mut got = Vec::new();
         for chunk in prepared_records.chunks(37) {
             from_workers.observe_batch(chunk, |_, _, a, p, _| {

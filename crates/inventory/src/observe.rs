@@ -287,6 +287,8 @@ impl RouteCache {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ahead<'t> {
     probe: RouteProbe,
+    /// The flow worker's credential hint, if it made one.
+    auth: Option<auth::AuthHint>,
     method: &'t str,
     authority: Option<&'t [u8]>,
     path: &'t str,
@@ -335,6 +337,11 @@ impl Inventory {
         Ok(())
     }
 
+    /// Makes the credential hints this inventory takes ([`auth::extract_hinted`]).
+    pub fn hinter(&self) -> auth::Hinter {
+        self.keyer.hinter(&self.auth)
+    }
+
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
     }
@@ -378,6 +385,7 @@ impl Inventory {
         features::prefetch::read(&self.routes.sets[probe.set]);
         Some(Ahead {
             probe,
+            auth: prepared.and_then(|p| p.auth),
             method,
             authority,
             path,
@@ -425,13 +433,18 @@ impl Inventory {
             credentials,
             ..Annotations::default()
         };
-        auth::extract_replacing(
-            req.head.iter(),
-            query.as_bytes(),
-            &self.auth,
-            &self.keyer,
-            &mut notes.credentials,
-        );
+        let hinted = ahead
+            .and_then(|a| a.auth)
+            .is_some_and(|hint| auth::extract_hinted(hint, &self.keyer, &mut notes.credentials));
+        if !hinted {
+            auth::extract_replacing(
+                req.head.iter(),
+                query.as_bytes(),
+                &self.auth,
+                &self.keyer,
+                &mut notes.credentials,
+            );
+        }
         let success = status.is_some_and(|s| (200..300).contains(&s));
         notes.unauthenticated_success = success && notes.credentials.is_empty();
         if notes

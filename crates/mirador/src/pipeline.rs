@@ -232,7 +232,10 @@ impl Pipeline {
             let seg_back = seg_back_tx.clone();
             let metrics = metrics.clone();
             let lossless = cfg.lossless;
-            let prepare = cfg.inventory.is_some();
+            let preparer = cfg
+                .inventory
+                .as_ref()
+                .map(|a| a.lock().unwrap_or_else(|e| e.into_inner()).preparer());
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("mirador-worker-{id}"))
@@ -245,7 +248,7 @@ impl Pipeline {
                             to_analysis,
                             free_rx,
                             lossless,
-                            prepare,
+                            preparer,
                             &metrics,
                         );
                         (stats, thread_cpu_seconds())
@@ -443,9 +446,9 @@ fn capture_loop(
 /// The inventory's work on new records that needs none of its tables, done in the flow worker:
 /// workers run in parallel, the analysis stage in one order (and on two cores, the worker's
 /// core has the room the analysis stage's lacks).
-fn prepare_records(records: &mut [TxRecord], route_key: &mut Vec<u8>) {
+fn prepare_records(records: &mut [TxRecord], preparer: &mut inventory::Preparer) {
     for rec in records {
-        rec.prepared = inventory::prepare(&rec.flow, &rec.tx, route_key);
+        rec.prepared = preparer.prepare(&rec.flow, &rec.tx);
     }
 }
 
@@ -458,11 +461,10 @@ fn worker_loop(
     to_analysis: Vec<Sender<WorkerOut>>,
     free_rx: Receiver<RecordBatch>,
     lossless: bool,
-    prepare: bool,
+    mut preparer: Option<inventory::Preparer>,
     metrics: &Metrics,
 ) -> EngineStats {
     let mut engine = Engine::new(cfg);
-    let mut route_key = Vec::new();
     let mut out: RecordBatch = Vec::with_capacity(512);
     let shards = to_analysis.len();
     let offer = |msg: WorkerOut, shard: usize| {
@@ -513,8 +515,8 @@ fn worker_loop(
         let started = Instant::now();
         let before = out.len();
         engine.batch(&batch, &mut out);
-        if prepare {
-            prepare_records(&mut out[before..], &mut route_key);
+        if let Some(p) = preparer.as_mut() {
+            prepare_records(&mut out[before..], p);
         }
         metrics.worker.record(started.elapsed());
         let boundary = Order {
@@ -546,8 +548,8 @@ fn worker_loop(
     }
     let before = out.len();
     engine.finish(&mut out);
-    if prepare {
-        prepare_records(&mut out[before..], &mut route_key);
+    if let Some(p) = preparer.as_mut() {
+        prepare_records(&mut out[before..], p);
     }
     metrics
         .transactions
