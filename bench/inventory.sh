@@ -11,8 +11,9 @@
 # same for the pipeline's CPU seconds; and the analysis thread's own CPU seconds in the "on"
 # runs, the stage's cost alone. Each thread's median CPU seconds off and on follow: on a
 # 2-core machine the wall time also depends on how the pipeline's four threads share the two
-# cores. Then the analysis stage alone, in ns per transaction (transactions parsed once, fed
-# to a fresh analyzer), and the inventory's operations.
+# cores. Then the analysis stage alone, in ns per transaction (transactions parsed once,
+# prepared as the flow workers do, that part timed apart, then fed to a fresh analyzer), and
+# the inventory's operations.
 # BASE=path/to/mirador (another build) interleaves that build's pairs with this one's.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -77,6 +77,8 @@ fn main() {
             records.len()
         );
     }
-    println!("prepare (in the flow workers): best {best_prepare:.0} ns per transaction");
-    println!("observe: best {best:.0} ns per transaction");
+    println!(
+        "best {best:.0} ns per transaction in the analysis stage, after {best_prepare:.0} ns \
+         each in a flow worker"
+    );
 }

@@ -2,7 +2,9 @@
 //! → analysis (ordered merge for replay) → output. Bounded queues between every stage;
 //! capture never blocks in live mode (a full worker queue drops the batch and counts it),
 //! and blocks in replay (a file can wait). Batches and records go back to the thread that
-//! allocated them, so the steady state allocates little and frees locally.
+//! allocated them, so the steady state allocates little and frees locally. With the inventory
+//! on, the workers also prepare each transaction's table-free analysis (`inventory::Preparer`)
+//! so that the one analysis stage does only what needs its tables.
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
