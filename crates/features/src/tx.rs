@@ -443,22 +443,25 @@ mod tests {
 
     #[test]
     fn sizes_and_counts() {
-        let f = extract(&TxInput {
-            method: b"POST",
-            path: b"/api//users/123/",
-            query: b"a=1&&b=2&",
-            request_headers: 7,
-            request_head_bytes: 312,
-            request_body: b"{\"x\":1}",
-            request_body_len: 9000,
-            response_body_len: 42,
-            status: Some(201),
-            latency_ns: Some(2_500_000),
-            body_depth: 3,
-            cookies: 2,
-            unseen_params: 1,
-            unseen_fields: 4,
-        });
+        let with_history = |body_depth, unseen_params, unseen_fields| {
+            extract(&TxInput {
+                method: b"POST",
+                path: b"/api//users/123/",
+                query: b"a=1&&b=2&",
+                request_headers: 7,
+                request_head_bytes: 312,
+                request_body: b"{\"x\":1}",
+                request_body_len: 9000,
+                response_body_len: 42,
+                status: Some(201),
+                latency_ns: Some(2_500_000),
+                body_depth,
+                cookies: 2,
+                unseen_params,
+                unseen_fields,
+            })
+        };
+        let f = with_history(3, 1, 4);
         assert_eq!(f[TxFeature::PathLen], 16.0);
         assert_eq!(f[TxFeature::QueryLen], 9.0);
         assert_eq!(f[TxFeature::PathSegments], 3.0);
@@ -480,22 +483,7 @@ mod tests {
 
         // Without the endpoint's history, then with it: what a worker and the analysis
         // stage compute between them is the whole.
-        let partial = extract(&TxInput {
-            method: b"POST",
-            path: b"/api//users/123/",
-            query: b"a=1&&b=2&",
-            request_headers: 7,
-            request_head_bytes: 312,
-            request_body: b"{\"x\":1}",
-            request_body_len: 9000,
-            response_body_len: 42,
-            status: Some(201),
-            latency_ns: Some(2_500_000),
-            body_depth: 0,
-            cookies: 2,
-            unseen_params: 0,
-            unseen_fields: 0,
-        });
+        let partial = with_history(0, 0, 0);
         assert_ne!(partial, f);
         assert_eq!(partial.with_history(3, 1, 4), f);
     }
