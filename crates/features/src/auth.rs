@@ -525,26 +525,21 @@ impl Hinter {
     ) -> Option<AuthHint> {
         let mut authorization = None;
         for (name, value) in headers {
-            if name.eq_ignore_ascii_case(b"authorization") {
-                if authorization.is_some() {
-                    return None;
+            match credential_header(name, &self.names) {
+                Some(CredentialHeader::Authorization) if authorization.is_none() => {
+                    authorization = Some(value.trim_ascii());
                 }
-                authorization = Some(value.trim_ascii());
-            } else if name.eq_ignore_ascii_case(b"cookie") || self.names.headers.matches(name) {
-                return None;
+                Some(_) => return None,
+                None => {}
             }
         }
-        let mut name_buf = [0u8; MAX_PARAM_NAME_LEN];
-        for param in query.split(|&b| b == b'&') {
-            let Some(eq) = memchr::memchr(b'=', param) else {
-                continue;
-            };
-            // A name too long to decode is skipped by the scan too.
-            if percent_decode_into(&param[..eq], &mut name_buf)
-                .is_some_and(|name| self.names.params.matches(name))
-            {
-                return None;
-            }
+        let mut any_key_param = false;
+        for_each_key_param(query, &self.names.params, |_, _| {
+            any_key_param = true;
+            false
+        });
+        if any_key_param {
+            return None;
         }
         Some(AuthHint {
             keyer: self.keyer,
@@ -623,29 +618,59 @@ fn scan<'h>(
         if sink.full() {
             return;
         }
-        if name.eq_ignore_ascii_case(b"authorization") {
-            authorization(value.trim_ascii(), sink);
-        } else if name.eq_ignore_ascii_case(b"cookie") {
-            cookies(value, &names.cookies, sink);
-        } else if names.headers.matches(name) {
-            sink.keyed_value(Scheme::ApiKey, Location::Header, name, value.trim_ascii());
+        match credential_header(name, names) {
+            Some(CredentialHeader::Authorization) => authorization(value.trim_ascii(), sink),
+            Some(CredentialHeader::Cookie) => cookies(value, &names.cookies, sink),
+            Some(CredentialHeader::ApiKey) => {
+                sink.keyed_value(Scheme::ApiKey, Location::Header, name, value.trim_ascii())
+            }
+            None => {}
         }
     }
+    if sink.full() {
+        return;
+    }
+    for_each_key_param(query, &names.params, |name, raw_value| {
+        let value = percent_decode(raw_value);
+        sink.keyed_value(Scheme::ApiKey, Location::Query, name, &value);
+        !sink.full()
+    });
+}
+
+/// A header that may carry a credential, by its name.
+enum CredentialHeader {
+    Authorization,
+    Cookie,
+    ApiKey,
+}
+
+/// The one classification of header names that both [`scan`] and [`Hinter::hint`] use, so a
+/// hint never overlooks what the scan would find.
+fn credential_header(name: &[u8], names: &AuthMatcher) -> Option<CredentialHeader> {
+    if name.eq_ignore_ascii_case(b"authorization") {
+        Some(CredentialHeader::Authorization)
+    } else if name.eq_ignore_ascii_case(b"cookie") {
+        Some(CredentialHeader::Cookie)
+    } else if names.headers.matches(name) {
+        Some(CredentialHeader::ApiKey)
+    } else {
+        None
+    }
+}
+
+/// Calls `f(decoded name, raw value)` for each query parameter whose percent-decoded name is
+/// one of `params` (a name too long to decode is skipped), until `f` returns false.
+fn for_each_key_param(query: &[u8], params: &Names, mut f: impl FnMut(&[u8], &[u8]) -> bool) {
     let mut name_buf = [0u8; MAX_PARAM_NAME_LEN];
     for param in query.split(|&b| b == b'&') {
-        if sink.full() {
-            return;
-        }
         let Some(eq) = memchr::memchr(b'=', param) else {
             continue;
         };
-        let (raw_name, raw_value) = (&param[..eq], &param[eq + 1..]);
-        let Some(name) = percent_decode_into(raw_name, &mut name_buf) else {
+        let Some(name) = percent_decode_into(&param[..eq], &mut name_buf) else {
             continue;
         };
-        if names.params.matches(name) {
-            let value = percent_decode(raw_value);
-            sink.keyed_value(Scheme::ApiKey, Location::Query, name, &value);
+        if params.matches(name) && !f(name, &param[eq + 1..]) {
+            return;
         }
     }
 }

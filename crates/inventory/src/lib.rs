@@ -159,16 +159,15 @@ impl Preparer {
         let (authority, path, query) = observe::split_target(req.target());
         let host_header = req.head.get("host").or(authority);
         let method = observe::method_name(req.method());
-        observe::write_route_key(
-            &mut self.route_key,
-            host_header,
-            flow.server.ip(),
-            method,
-            path,
-        );
         Some(engine::Prepared {
             features: profile::transaction_features(tx)?,
-            route_hash: observe::route_hash(&self.route_key),
+            route_hash: observe::request_route_hash(
+                &mut self.route_key,
+                host_header,
+                flow.server.ip(),
+                method,
+                path,
+            ),
             auth: self.hinter.hint(req.head.iter(), query.as_bytes()),
         })
     }

@@ -181,7 +181,7 @@ struct RouteCache {
 }
 
 /// The route cache's hash of a route key ([`write_route_key`]), with fixed seeds so that a
-/// flow worker computes it as the analysis stage would ([`crate::prepare`]). Colliding keys
+/// flow worker computes it as the analysis stage would ([`crate::Preparer`]). Colliding keys
 /// cost cache misses, nothing more: an entry is checked against the whole hash and replaced.
 const ROUTE_HASH: ahash::RandomState = ahash::RandomState::with_seeds(
     0x243f_6a88_85a3_08d3,
@@ -190,13 +190,25 @@ const ROUTE_HASH: ahash::RandomState = ahash::RandomState::with_seeds(
     0x082e_fa98_ec4e_6c89,
 );
 
-pub(crate) fn route_hash(key: &[u8]) -> u64 {
+fn route_hash(key: &[u8]) -> u64 {
     ROUTE_HASH.hash_one(key)
+}
+
+/// The route cache's hash of a request, its key written into the scratch `key`.
+pub(crate) fn request_route_hash(
+    key: &mut Vec<u8>,
+    host_header: Option<&[u8]>,
+    server_ip: IpAddr,
+    method: &str,
+    path: &str,
+) -> u64 {
+    write_route_key(key, host_header, server_ip, method, path);
+    route_hash(key)
 }
 
 /// The route cache's key of a request: host (the Host header, else the server's address),
 /// method and path.
-pub(crate) fn write_route_key(
+fn write_route_key(
     key: &mut Vec<u8>,
     host_header: Option<&[u8]>,
     server_ip: IpAddr,
@@ -400,8 +412,13 @@ impl Inventory {
         method: &str,
         path: &str,
     ) -> RouteProbe {
-        write_route_key(&mut self.probe, host_header, server_ip, method, path);
-        RouteProbe::of(route_hash(&self.probe))
+        RouteProbe::of(request_route_hash(
+            &mut self.probe,
+            host_header,
+            server_ip,
+            method,
+            path,
+        ))
     }
 
     /// [`Inventory::observe`], with the route probe [`Inventory::prefetch`] made for `tx`.
