@@ -523,15 +523,33 @@ impl Hinter {
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
         query: &[u8],
     ) -> Option<AuthHint> {
+        self.hint_visiting(headers, query, |_, _, _| {})
+    }
+
+    /// [`Hinter::hint`], handing `visit` every header with its classification on the way, so
+    /// that a caller after other headers too walks them once.
+    #[inline]
+    pub fn hint_visiting<'h>(
+        &self,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        query: &[u8],
+        mut visit: impl FnMut(&'h [u8], &'h [u8], Option<CredentialHeader>),
+    ) -> Option<AuthHint> {
         let mut authorization = None;
+        let mut scan = false;
         for (name, value) in headers {
-            match credential_header(name, &self.names) {
+            let kind = credential_header(name, &self.names);
+            match kind {
                 Some(CredentialHeader::Authorization) if authorization.is_none() => {
                     authorization = Some(value.trim_ascii());
                 }
-                Some(_) => return None,
+                Some(_) => scan = true,
                 None => {}
             }
+            visit(name, value, kind);
+        }
+        if scan {
+            return None;
         }
         let mut any_key_param = false;
         for_each_key_param(query, &self.names.params, |_, _| {
@@ -638,7 +656,8 @@ fn scan<'h>(
 }
 
 /// A header that may carry a credential, by its name.
-enum CredentialHeader {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialHeader {
     Authorization,
     Cookie,
     ApiKey,

@@ -331,9 +331,9 @@ const LANE_SPAN: usize = (1 << LANE_BITS) - 1;
 
 /// (c+1)·log₂(c+1) − c·log₂ c for the counts a sample usually reaches: what one more sight of
 /// a byte seen c times adds to Σ c·log₂ c, so the sum builds as the bytes go by.
-fn c_log2_c_steps() -> &'static [f64] {
-    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| (0..ENTROPY_TABLE).map(c_log2_c_step).collect())
+fn c_log2_c_steps() -> &'static [f64; ENTROPY_TABLE] {
+    static TABLE: std::sync::OnceLock<[f64; ENTROPY_TABLE]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(c_log2_c_step))
 }
 
 /// log₂ n for the sample lengths that are common (a libm call was a sixth of the cost).
@@ -355,10 +355,25 @@ fn c_log2_c_step(c: usize) -> f64 {
 
 impl Sample {
     fn of(parts: &[&[u8]]) -> Sample {
+        let steps = c_log2_c_steps();
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len <= ENTROPY_TABLE {
+            // No count reaches the table's end (a count before its increment is below `len`):
+            // the mask only spares the hot loop a bounds check.
+            Sample::of_with(parts, |c| steps[c & (ENTROPY_TABLE - 1)])
+        } else {
+            Sample::of_with(parts, |c| {
+                steps.get(c).copied().unwrap_or_else(|| c_log2_c_step(c))
+            })
+        }
+    }
+
+    /// [`Sample::of`] with `step(c)` = (c+1)·log₂(c+1) − c·log₂ c.
+    #[inline(always)]
+    fn of_with(parts: &[&[u8]], step: impl Fn(usize) -> f64) -> Sample {
         // One pass, nothing per distinct byte afterwards: each byte adds one to its count, the
         // step that count makes to Σ c·log₂ c (four sums, so the additions overlap), and one
         // to its class's 10-bit lane of a packed counter held in a register.
-        let steps = c_log2_c_steps();
         let mut counts = [0u32; 256];
         let mut classes = [0u32; 6];
         let (mut s0, mut s1, mut s2, mut s3) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -368,7 +383,7 @@ impl Sample {
             let c = *count as usize;
             *count += 1;
             *lanes += LANE_ONE[usize::from(b)];
-            steps.get(c).copied().unwrap_or_else(|| c_log2_c_step(c))
+            step(c)
         };
         for part in parts {
             for span in part.chunks(LANE_SPAN) {
@@ -600,6 +615,23 @@ mod tests {
         let entropy = f[TxFeature::Entropy];
         // 512 uniform bytes: 8 bits less the small-sample bias, 255/(2·512·ln 2) ≈ 0.36.
         assert!(entropy > 7.5 && entropy <= 8.0, "{entropy}");
+    }
+
+    #[test]
+    fn entropy_is_the_same_either_side_of_the_step_table_end() {
+        // One byte value only: its count runs through the whole table, and past it.
+        for n in [ENTROPY_TABLE - 1, ENTROPY_TABLE, ENTROPY_TABLE + 1] {
+            assert_eq!(with_query(&vec![b'a'; n])[TxFeature::Entropy], 0.0, "{n}");
+        }
+        let two = |n: usize| {
+            let query: Vec<u8> = (0..n)
+                .map(|i| if i % 2 == 0 { b'a' } else { b'b' })
+                .collect();
+            with_query(&query)[TxFeature::Entropy]
+        };
+        for n in [ENTROPY_TABLE, ENTROPY_TABLE + 2] {
+            assert!((two(n) - 1.0).abs() < 1e-12, "{n}: {}", two(n));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod schema;
 pub mod sketch;
 pub mod spec;
 
+use features::auth::CredentialHeader;
 use observe::Ahead;
 
 pub use observe::{Annotations, EndpointKey, Inventory, InventoryConfig, InventoryStats};
@@ -156,19 +157,29 @@ impl Preparer {
         tx: &http::Transaction,
     ) -> Option<engine::Prepared> {
         let req = tx.request.as_ref()?;
-        let (authority, path, query) = observe::split_target(req.target());
-        let host_header = req.head.get("host").or(authority);
+        let target = observe::split_target(req.target());
+        // One walk over the headers for the credentials, the Host and the cookies.
+        let (mut host, mut cookies) = (None, 0);
+        let auth = self
+            .hinter
+            .hint_visiting(req.head.iter(), target.query, |name, value, kind| {
+                if kind == Some(CredentialHeader::Cookie) {
+                    cookies += profile::cookie_count(value);
+                } else if host.is_none() && name.eq_ignore_ascii_case(b"host") {
+                    host = Some(value);
+                }
+            });
         let method = observe::method_name(req.method());
         Some(engine::Prepared {
-            features: profile::transaction_features(tx)?,
+            features: profile::transaction_features_with(tx, cookies)?,
             route_hash: observe::request_route_hash(
                 &mut self.route_key,
-                host_header,
+                host.or(target.authority),
                 flow.server.ip(),
                 method,
-                path,
+                target.path,
             ),
-            auth: self.hinter.hint(req.head.iter(), query.as_bytes()),
+            auth,
         })
     }
 }
@@ -378,5 +389,68 @@ mod tests {
             one.inventory.endpoint_count(),
             batched.inventory.endpoint_count()
         );
+    }
+
+    #[test]
+    fn a_worker_walks_the_headers_once_to_the_same_host_cookies_and_hint() {
+        let flow = Arc::new(engine::FlowIds {
+            uid: "C1".into(),
+            community_id: String::new(),
+            client: "10.0.0.1:4000".parse().unwrap(),
+            server: "10.9.9.9:80".parse().unwrap(),
+            vlan: None,
+            encoded: Default::default(),
+        });
+        let heads = [
+            "GET /a?x=1 HTTP/1.1\r\n\r\n",
+            "GET /a HTTP/1.1\r\nHost: h.example\r\n\r\n",
+            "GET /a HTTP/1.1\r\nAccept: */*\r\nHOST: Last.example:8080\r\n\r\n",
+            "GET /a HTTP/1.1\r\nHost: first\r\nHost: second\r\n\r\n",
+            "GET /a HTTP/1.1\r\nCookie: a=1; b=2\r\nHost: after-cookie\r\ncookie: c=3\r\n\r\n",
+            "GET /a HTTP/1.1\r\nCOOKIE: ;;\r\nAuthorization: Bearer t\r\n\r\n",
+            "GET http://authority.example/p?q HTTP/1.1\r\n\r\n",
+            "GET http://authority.example/p HTTP/1.1\r\nHost: header.example\r\n\r\n",
+            "GET /k?api_key=s HTTP/1.1\r\nHost: h\r\nX-API-Key: k\r\n\r\n",
+            "GET /a HTTP/1.1\r\nAuthorization: Bearer t\r\nAuthorization: Basic dTpw\r\nHost: h\r\n\r\n",
+        ];
+        let odd = InventoryConfig {
+            auth: features::auth::AuthConfig {
+                api_key_headers: vec!["host".into()],
+                ..Default::default()
+            },
+            ..InventoryConfig::default()
+        };
+        for cfg in [InventoryConfig::default(), odd] {
+            let analyzer = Analyzer::new(cfg.clone(), profile::ProfileLimits::default());
+            let mut preparer = analyzer.preparer();
+            let hinter = analyzer.inventory.hinter();
+            for head in heads {
+                let r = record(&flow, head, "HTTP/1.1 204 No Content\r\n\r\n", 5);
+                let req = r.tx.request.as_ref().unwrap();
+                let prepared = preparer.prepare(&r.flow, &r.tx).unwrap();
+                let target = observe::split_target(req.target());
+                let host = req.head.get("host").or(target.authority);
+                let method = observe::method_name(req.method());
+                let mut key = Vec::new();
+                let hash = observe::request_route_hash(
+                    &mut key,
+                    host,
+                    flow.server.ip(),
+                    method,
+                    target.path,
+                );
+                assert_eq!(prepared.route_hash, hash, "{head:?}");
+                assert_eq!(
+                    Some(prepared.features),
+                    profile::transaction_features(&r.tx),
+                    "{head:?}"
+                );
+                assert_eq!(
+                    prepared.auth,
+                    hinter.hint(req.head.iter(), target.query),
+                    "{head:?}"
+                );
+            }
+        }
     }
 }

@@ -200,7 +200,7 @@ pub(crate) fn request_route_hash(
     host_header: Option<&[u8]>,
     server_ip: IpAddr,
     method: &str,
-    path: &str,
+    path: &[u8],
 ) -> u64 {
     write_route_key(key, host_header, server_ip, method, path);
     route_hash(key)
@@ -213,7 +213,7 @@ fn write_route_key(
     host_header: Option<&[u8]>,
     server_ip: IpAddr,
     method: &str,
-    path: &str,
+    path: &[u8],
 ) {
     key.clear();
     match host_header {
@@ -223,7 +223,7 @@ fn write_route_key(
             let _ = write!(key, "{server_ip}");
         }
     }
-    for part in [&b"\0"[..], method.as_bytes(), b"\0", path.as_bytes()] {
+    for part in [&b"\0"[..], method.as_bytes(), b"\0", path] {
         key.extend_from_slice(part);
     }
 }
@@ -302,9 +302,7 @@ pub(crate) struct Ahead<'t> {
     /// The flow worker's credential hint, if it made one.
     auth: Option<auth::AuthHint>,
     method: &'t str,
-    authority: Option<&'t [u8]>,
-    path: &'t str,
-    query: &'t str,
+    target: TargetParts<'t>,
 }
 
 /// (host, method, template).
@@ -386,12 +384,12 @@ impl Inventory {
     ) -> Option<Ahead<'t>> {
         let req = tx.request.as_ref()?;
         let method = method_name(req.method());
-        let (authority, path, query) = split_target(req.target());
+        let target = split_target(req.target());
         let probe = match prepared {
             Some(p) => RouteProbe::of(p.route_hash),
             None => {
-                let host_header = req.head.get("host").or(authority);
-                self.route_probe(host_header, flow.server.ip(), method, path)
+                let host_header = req.head.get("host").or(target.authority);
+                self.route_probe(host_header, flow.server.ip(), method, target.path)
             }
         };
         features::prefetch::read(&self.routes.sets[probe.set]);
@@ -399,9 +397,7 @@ impl Inventory {
             probe,
             auth: prepared.and_then(|p| p.auth),
             method,
-            authority,
-            path,
-            query,
+            target,
         })
     }
 
@@ -410,7 +406,7 @@ impl Inventory {
         host_header: Option<&[u8]>,
         server_ip: std::net::IpAddr,
         method: &str,
-        path: &str,
+        path: &[u8],
     ) -> RouteProbe {
         RouteProbe::of(request_route_hash(
             &mut self.probe,
@@ -434,10 +430,11 @@ impl Inventory {
         };
         let (client, server_ip) = (flow.client.ip(), flow.server.ip());
         self.stats.transactions += 1;
-        let (method, (authority, path, query)) = match &ahead {
-            Some(a) => (a.method, (a.authority, a.path, a.query)),
+        let (method, target) = match &ahead {
+            Some(a) => (a.method, a.target),
             None => (method_name(req.method()), split_target(req.target())),
         };
+        let (authority, path) = (target.authority, target.path);
         // Only a route-cache miss (or a caller that made no probe) needs the host.
         let host_header = || req.head.get("host").or(authority);
         let status = tx.response.as_ref().map(|r| r.status);
@@ -456,7 +453,7 @@ impl Inventory {
         if !hinted {
             auth::extract_replacing(
                 req.head.iter(),
-                query.as_bytes(),
+                target.query,
                 &self.auth,
                 &self.keyer,
                 &mut notes.credentials,
@@ -486,6 +483,7 @@ impl Inventory {
             Some(slot) => slot,
             None => {
                 let host = host_name(host_header(), server_ip);
+                let path = target.path_str();
                 let routed = self.catalogue.route(&host, method, path, learn);
                 if !learn && routed.source == RouteSource::Learnt(false) {
                     // A request to a route that does not exist: counted, not an endpoint.
@@ -532,15 +530,13 @@ impl Inventory {
         notes.route = Some(ep.route.clone());
         notes.route_key = ep.route_key;
         // Only when the value lies in the target itself (not a stand-in path like "/").
-        let target = req.target().as_ptr_range();
+        let sent = req.target().as_ptr_range();
         notes.object_id = ep
             .object_part
             .and_then(|part| path_part(path, part))
-            .filter(|v| {
-                target.contains(&v.as_ptr()) && v.as_bytes().as_ptr_range().end <= target.end
-            })
+            .filter(|v| sent.contains(&v.as_ptr()) && v.as_ptr_range().end <= sent.end)
             .map(|v| {
-                let start = v.as_ptr() as usize - target.start as usize;
+                let start = v.as_ptr() as usize - sent.start as usize;
                 start..start + v.len()
             });
         let warm = ep.warmed_up(&limits);
@@ -573,13 +569,17 @@ impl Inventory {
 
         // Parameters: names always (a new one is news), types and values on the sample.
         let findings = &mut self.findings;
-        for (name, value) in query_pairs(query) {
-            if !inspect {
-                if warm && !ep.query.names.contains_key(&*name) {
+        let query = target.query_str();
+        if !inspect && warm {
+            // Off the sample only the names count: values are not decoded.
+            for name in query_names(query) {
+                if !ep.query.names.contains_key(&*name) {
                     notes.unseen_params += 1;
                 }
-                continue;
             }
+        }
+        let sampled = if inspect { query } else { "" };
+        for (name, value) in query_pairs(sampled) {
             if ep.add_param(Place::Query, &name, &value, &limits) && warm {
                 notes.unseen_params += 1;
             }
@@ -803,9 +803,9 @@ fn split_key(key: &str) -> EndpointKey {
 
 /// `path.split('/').nth(part)`, a byte at a time: paths are short, and the generic searcher
 /// costs more than the walk.
-fn path_part(path: &str, part: usize) -> Option<&str> {
+fn path_part(path: &[u8], part: usize) -> Option<&[u8]> {
     let (mut seen, mut start) = (0, 0);
-    for (i, &b) in path.as_bytes().iter().enumerate() {
+    for (i, &b) in path.iter().enumerate() {
         if b == b'/' {
             if seen == part {
                 return Some(&path[start..i]);
@@ -1005,44 +1005,96 @@ fn media_type(v: &[u8]) -> String {
 }
 
 pub(crate) fn method_name(m: &[u8]) -> &str {
-    match std::str::from_utf8(m) {
-        Ok(s) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_graphic()) => s,
-        _ => "(invalid)",
+    // The common methods without a UTF-8 check: one per transaction.
+    match m {
+        b"GET" => "GET",
+        b"POST" => "POST",
+        b"PUT" => "PUT",
+        b"DELETE" => "DELETE",
+        b"PATCH" => "PATCH",
+        b"HEAD" => "HEAD",
+        b"OPTIONS" => "OPTIONS",
+        _ => match std::str::from_utf8(m) {
+            Ok(s) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_graphic()) => s,
+            _ => "(invalid)",
+        },
     }
 }
 
-/// Authority (absolute-form), path, and raw query of a request target.
-pub(crate) fn split_target(target: &[u8]) -> (Option<&[u8]>, &str, &str) {
-    let text = std::str::from_utf8(target).unwrap_or("/(non-utf8)");
-    let (mut authority, mut rest) = (None, text);
-    if !text.starts_with('/') {
-        for scheme in ["http://", "https://"] {
-            if text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme) {
-                let after = &text[scheme.len()..];
-                let end = after.find(['/', '?']).unwrap_or(after.len());
-                authority = Some(&after.as_bytes()[..end]);
+/// A request target's authority (absolute-form), path and raw query, as bytes of valid UTF-8:
+/// a target that is not UTF-8 has the path `/(non-utf8)` and no authority or query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TargetParts<'t> {
+    pub(crate) authority: Option<&'t [u8]>,
+    pub(crate) path: &'t [u8],
+    pub(crate) query: &'t [u8],
+}
+
+impl<'t> TargetParts<'t> {
+    /// The path as text (always valid: see [`split_target`]).
+    pub(crate) fn path_str(&self) -> &'t str {
+        std::str::from_utf8(self.path).unwrap_or(NON_UTF8_PATH)
+    }
+
+    /// The raw query as text (always valid: see [`split_target`]).
+    pub(crate) fn query_str(&self) -> &'t str {
+        if self.query.is_empty() {
+            return "";
+        }
+        std::str::from_utf8(self.query).unwrap_or_default()
+    }
+}
+
+const NON_UTF8_PATH: &str = "/(non-utf8)";
+
+/// Splits a request target into [`TargetParts`]. Bytes, not text, so that a transaction whose
+/// route is cached is never checked as UTF-8 piece by piece: an ASCII target (nearly all) is
+/// checked at once, and every cut is at an ASCII byte, so each part of valid UTF-8 is too.
+pub(crate) fn split_target(target: &[u8]) -> TargetParts<'_> {
+    if !target.is_ascii() && std::str::from_utf8(target).is_err() {
+        return TargetParts {
+            authority: None,
+            path: NON_UTF8_PATH.as_bytes(),
+            query: b"",
+        };
+    }
+    let (mut authority, mut rest) = (None, target);
+    if !target.starts_with(b"/") {
+        for scheme in [&b"http://"[..], b"https://"] {
+            if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                let after = &target[scheme.len()..];
+                let end = memchr::memchr2(b'/', b'?', after).unwrap_or(after.len());
+                authority = Some(&after[..end]);
                 rest = &after[end..];
             }
         }
     }
-    if let Some(hash) = memchr::memchr(b'#', rest.as_bytes()) {
-        rest = &rest[..hash];
-    }
-    let (path, query) = match memchr::memchr(b'?', rest.as_bytes()) {
-        Some(q) => (&rest[..q], &rest[q + 1..]),
-        None => (rest, ""),
+    // The path ends at the first `?` or `#`; a query, at the first `#` after it.
+    let (path, query) = match memchr::memchr2(b'?', b'#', rest) {
+        Some(at) if rest[at] == b'?' => {
+            let query = &rest[at + 1..];
+            let end = memchr::memchr(b'#', query).unwrap_or(query.len());
+            (&rest[..at], &query[..end])
+        }
+        Some(at) => (&rest[..at], &b""[..]),
+        None => (rest, &b""[..]),
     };
-    let path = if path.is_empty() { "/" } else { path };
-    let path = &path[..floor_char_boundary(path, 2048)];
-    (authority, path, query)
+    let path = if path.is_empty() { &b"/"[..] } else { path };
+    TargetParts {
+        authority,
+        path: &path[..floor_char_boundary(path, 2048)],
+        query,
+    }
 }
 
-fn floor_char_boundary(s: &str, max: usize) -> usize {
+/// The largest length at most `max` that ends `s` (UTF-8) on a character boundary.
+fn floor_char_boundary(s: &[u8], max: usize) -> usize {
     if s.len() <= max {
         return s.len();
     }
     let mut i = max;
-    while !s.is_char_boundary(i) {
+    // A continuation byte (10xxxxxx) is inside a character.
+    while s[i] & 0xc0 == 0x80 {
         i -= 1;
     }
     i
@@ -1077,17 +1129,27 @@ fn host_name(host: Option<&[u8]>, server: IpAddr) -> std::borrow::Cow<'_, str> {
 
 /// `name=value` pairs of a query or form body, percent-decoded (`+` as space), bounded.
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
+    raw_query_pairs(query)
+        .map(|(n, v)| (decode_component(n, 128), decode_component(v, 4096)))
+        .filter(|(n, _)| !n.is_empty())
+}
+
+/// The names of [`query_pairs`], in the same order, without decoding the values.
+fn query_names(query: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
+    raw_query_pairs(query)
+        .map(|(n, _)| decode_component(n, 128))
+        .filter(|n| !n.is_empty())
+}
+
+/// Undecoded `name=value` pairs of a query, bounded.
+fn raw_query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
     split_ascii(query, b'&')
         .filter(|p| !p.is_empty())
         .take(64)
-        .map(|p| {
-            let (n, v) = match memchr::memchr(b'=', p.as_bytes()) {
-                Some(eq) => (&p[..eq], &p[eq + 1..]),
-                None => (p, ""),
-            };
-            (decode_component(n, 128), decode_component(v, 4096))
+        .map(|p| match memchr::memchr(b'=', p.as_bytes()) {
+            Some(eq) => (&p[..eq], &p[eq + 1..]),
+            None => (p, ""),
         })
-        .filter(|(n, _)| !n.is_empty())
 }
 
 /// `text.split(separator as char)` for an ASCII separator, by byte search: a `char` pattern's
@@ -1249,14 +1311,14 @@ mod tests {
             sets.len()
         );
         let mut key = b"left over".to_vec();
-        write_route_key(&mut key, None, "10.0.0.1".parse().unwrap(), "GET", "/a");
+        write_route_key(&mut key, None, "10.0.0.1".parse().unwrap(), "GET", b"/a");
         assert_eq!(key, b"10.0.0.1\0GET\0/a");
         write_route_key(
             &mut key,
             Some(b"h"),
             "10.0.0.1".parse().unwrap(),
             "GET",
-            "/a",
+            b"/a",
         );
         assert_eq!(key, b"h\0GET\0/a");
     }
@@ -1282,8 +1344,8 @@ mod tests {
                 features::entity::key_hash(format!("GET {template}").as_bytes())
             );
             ep.object_part
-                .and_then(|part| path_part(path, part))
-                .map(str::to_owned)
+                .and_then(|part| path_part(path.as_bytes(), part))
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
         };
         for (template, path) in cases {
             let brace = template.rfind('{');
@@ -1298,14 +1360,59 @@ mod tests {
 
     #[test]
     fn targets_split_into_authority_path_and_query() {
-        assert_eq!(split_target(b"/a/b?x=1"), (None, "/a/b", "x=1"));
-        assert_eq!(
-            split_target(b"http://Example.com:8080/p?q"),
-            (Some(&b"Example.com:8080"[..]), "/p", "q")
-        );
-        assert_eq!(split_target(b"http://h"), (Some(&b"h"[..]), "/", ""));
-        assert_eq!(split_target(b"/x#frag"), (None, "/x", ""));
-        assert_eq!(split_target(b"\xff\xfe").1, "/(non-utf8)");
+        let parts = |t: &[u8]| {
+            let p = split_target(t);
+            (
+                p.authority.map(|a| String::from_utf8(a.to_vec()).unwrap()),
+                p.path_str().to_string(),
+                p.query_str().to_string(),
+            )
+        };
+        let some = |a: &str| Some(a.to_string());
+        let owned = |(a, p, q): (Option<String>, &str, &str)| (a, p.to_string(), q.to_string());
+        for (target, expected) in [
+            (&b"/a/b?x=1"[..], (None, "/a/b", "x=1")),
+            (
+                b"http://Example.com:8080/p?q",
+                (some("Example.com:8080"), "/p", "q"),
+            ),
+            (b"HTTPS://h?x", (some("h"), "/", "x")),
+            (b"http://h", (some("h"), "/", "")),
+            (b"/x#frag", (None, "/x", "")),
+            (b"/x?q=1#frag?no", (None, "/x", "q=1")),
+            (b"/x#frag?no", (None, "/x", "")),
+            (b"?only", (None, "/", "only")),
+            (b"*", (None, "*", "")),
+            ("/é/ü?ä=€".as_bytes(), (None, "/é/ü", "ä=€")),
+            (b"\xff\xfe?q", (None, "/(non-utf8)", "")),
+            (b"/a\xc3", (None, "/(non-utf8)", "")),
+        ] {
+            assert_eq!(
+                parts(target),
+                owned(expected),
+                "{:?}",
+                String::from_utf8_lossy(target)
+            );
+        }
+        // Long paths are cut at 2048 bytes, back to a character boundary.
+        let long = format!("/{}", "é".repeat(1500));
+        let path = parts(long.as_bytes()).1;
+        assert_eq!(path.len(), 2047);
+        assert!(long.starts_with(&path));
+        let ascii = format!("/{}?q", "a".repeat(3000));
+        assert_eq!(parts(ascii.as_bytes()).1.len(), 2048);
+    }
+
+    #[test]
+    fn common_methods_name_themselves_and_odd_ones_are_checked() {
+        for m in [
+            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "PROPFIND",
+        ] {
+            assert_eq!(method_name(m.as_bytes()), m);
+        }
+        for odd in [&b""[..], b"G\xffT", b"GE T", &[b'A'; 21]] {
+            assert_eq!(method_name(odd), "(invalid)");
+        }
     }
 
     #[test]
@@ -1350,6 +1457,20 @@ mod tests {
         let red = redact_query_credentials(target, &creds);
         assert_eq!(red, "/r/2026-01-01?page=2&api%5Fkey=REDACTED&q=x");
         assert!(!red.contains("pk_live"));
+    }
+
+    #[test]
+    fn query_names_are_the_names_of_the_pairs() {
+        for q in [
+            "",
+            "a=1&&b&c=x%20y=z&=v&é=ü",
+            "%3D=1&+=2&x",
+            &"k=v&".repeat(80),
+        ] {
+            let names: Vec<String> = query_names(q).map(Cow::into_owned).collect();
+            let of_pairs: Vec<String> = query_pairs(q).map(|(n, _)| n.into_owned()).collect();
+            assert_eq!(names, of_pairs, "{q:?}");
+        }
     }
 
     #[test]

@@ -65,18 +65,30 @@ pub struct Entities {
 /// [`TxFeatures::with_history`], is zero here); `None` without a request.
 pub fn transaction_features(tx: &Transaction) -> Option<TxFeatures> {
     let req = tx.request.as_ref()?;
+    let cookies = req
+        .head
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+        .map(|(_, v)| cookie_count(v))
+        .sum();
+    transaction_features_with(tx, cookies)
+}
+
+/// The cookies one `Cookie` header value holds (as the `cookies` feature counts them).
+pub fn cookie_count(value: &[u8]) -> usize {
+    value.split(|&b| b == b';').count()
+}
+
+/// [`transaction_features`] of a request whose `Cookie` headers hold `cookies` cookies (for a
+/// caller that has walked the headers already).
+pub fn transaction_features_with(tx: &Transaction, cookies: usize) -> Option<TxFeatures> {
+    let req = tx.request.as_ref()?;
     let resp = tx.response.as_ref();
     let target = req.target();
     let (path, query) = match memchr::memchr(b'?', target) {
         Some(q) => (&target[..q], &target[q + 1..]),
         None => (target, &[][..]),
     };
-    let cookies = req
-        .head
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-        .map(|(_, v)| v.split(|&b| b == b';').count())
-        .sum();
     Some(tx::extract(&TxInput {
         method: req.method(),
         path,
