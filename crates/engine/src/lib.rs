@@ -71,6 +71,17 @@ pub struct Prepared {
     pub route_hash: u64,
     /// Where the request's credentials are, when a look at its headers could tell.
     pub auth: Option<features::auth::AuthHint>,
+    /// Where the inventory's split of the request target put its parts, when they all lie in
+    /// the target (not for a stand-in path).
+    pub target: Option<TargetCuts>,
+}
+
+/// Byte ranges `[start, end)` of a request target's authority, path and raw query within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetCuts {
+    pub authority: Option<[u32; 2]>,
+    pub path: [u32; 2],
+    pub query: [u32; 2],
 }
 
 /// The analysis stage's findings on one transaction, written into its record.

@@ -180,6 +180,7 @@ impl Preparer {
                 target.path,
             ),
             auth,
+            target: target.cuts(req.target()),
         })
     }
 }

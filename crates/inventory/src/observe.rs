@@ -384,7 +384,10 @@ impl Inventory {
     ) -> Option<Ahead<'t>> {
         let req = tx.request.as_ref()?;
         let method = method_name(req.method());
-        let target = split_target(req.target());
+        let target = prepared
+            .and_then(|p| p.target.as_ref())
+            .and_then(|cuts| TargetParts::at(req.target(), cuts))
+            .unwrap_or_else(|| split_target(req.target()));
         let probe = match prepared {
             Some(p) => RouteProbe::of(p.route_hash),
             None => {
@@ -570,7 +573,7 @@ impl Inventory {
         // Parameters: names always (a new one is news), types and values on the sample.
         let findings = &mut self.findings;
         let query = target.query_str();
-        if !inspect && warm {
+        if !inspect && warm && !query.is_empty() {
             // Off the sample only the names count: values are not decoded.
             for name in query_names(query) {
                 if !ep.query.names.contains_key(&*name) {
@@ -578,16 +581,18 @@ impl Inventory {
                 }
             }
         }
-        let sampled = if inspect { query } else { "" };
-        for (name, value) in query_pairs(sampled) {
-            if ep.add_param(Place::Query, &name, &value, &limits) && warm {
-                notes.unseen_params += 1;
-            }
-            findings.clear();
-            sensitive::scan_field(name.as_bytes(), value.as_bytes(), findings);
-            for f in findings.iter() {
-                ep.add_sensitive(Place::Query, &name, f.kind, &limits);
-                notes.sensitive.insert(f.kind);
+        // Most requests have no query: no iterator is built for them.
+        if inspect && !query.is_empty() {
+            for (name, value) in query_pairs(query) {
+                if ep.add_param(Place::Query, &name, &value, &limits) && warm {
+                    notes.unseen_params += 1;
+                }
+                findings.clear();
+                sensitive::scan_field(name.as_bytes(), value.as_bytes(), findings);
+                for f in findings.iter() {
+                    ep.add_sensitive(Place::Query, &name, f.kind, &limits);
+                    notes.sensitive.insert(f.kind);
+                }
             }
         }
         let mut lower = [0u8; 64];
@@ -1047,6 +1052,46 @@ impl<'t> TargetParts<'t> {
 
 const NON_UTF8_PATH: &str = "/(non-utf8)";
 
+impl<'t> TargetParts<'t> {
+    /// Where these parts of `target` lie in it; `None` when one does not (a stand-in path).
+    pub(crate) fn cuts(&self, target: &[u8]) -> Option<engine::TargetCuts> {
+        let start = target.as_ptr() as usize;
+        let within = |part: &[u8]| -> Option<[u32; 2]> {
+            // An empty part is the same wherever it is.
+            if part.is_empty() {
+                return Some([0, 0]);
+            }
+            let at = (part.as_ptr() as usize).checked_sub(start)?;
+            let end = at + part.len();
+            if end > target.len() {
+                return None;
+            }
+            Some([u32::try_from(at).ok()?, u32::try_from(end).ok()?])
+        };
+        Some(engine::TargetCuts {
+            authority: match self.authority {
+                Some(a) => Some(within(a)?),
+                None => None,
+            },
+            path: within(self.path)?,
+            query: within(self.query)?,
+        })
+    }
+
+    /// The parts at `cuts` of `target`; `None` when a cut does not fit it.
+    pub(crate) fn at(target: &'t [u8], cuts: &engine::TargetCuts) -> Option<TargetParts<'t>> {
+        let part = |[start, end]: [u32; 2]| target.get(start as usize..end as usize);
+        Some(TargetParts {
+            authority: match cuts.authority {
+                Some(a) => Some(part(a)?),
+                None => None,
+            },
+            path: part(cuts.path)?,
+            query: part(cuts.query)?,
+        })
+    }
+}
+
 /// Splits a request target into [`TargetParts`]. Bytes, not text, so that a transaction whose
 /// route is cached is never checked as UTF-8 piece by piece: an ASCII target (nearly all) is
 /// checked at once, and every cut is at an ASCII byte, so each part of valid UTF-8 is too.
@@ -1401,6 +1446,38 @@ mod tests {
         assert!(long.starts_with(&path));
         let ascii = format!("/{}?q", "a".repeat(3000));
         assert_eq!(parts(ascii.as_bytes()).1.len(), 2048);
+    }
+
+    #[test]
+    fn a_split_cut_by_a_worker_reads_back_the_same_from_its_target() {
+        let targets: [&[u8]; 9] = [
+            b"/a/b?x=1",
+            b"/a/b",
+            b"http://Example.com:8080/p?q",
+            b"http://h",
+            b"/x?q=1#frag",
+            b"?only",
+            b"\xff\xfe?q",
+            "/é/ü?ä=€".as_bytes(),
+            b"",
+        ];
+        let mut cut = 0;
+        for target in targets {
+            let parts = split_target(target);
+            match parts.cuts(target) {
+                Some(cuts) => {
+                    cut += 1;
+                    // The same bytes, in a copy of the target elsewhere in memory.
+                    let copy = target.to_vec();
+                    assert_eq!(TargetParts::at(&copy, &cuts), Some(parts), "{target:?}");
+                    // Cuts that do not fit a target give nothing, not a panic.
+                    assert_eq!(TargetParts::at(b"", &cuts), None, "{target:?}");
+                }
+                // Only a stand-in path ("/" for an empty one, or the non-UTF-8 one) has none.
+                None => assert!(parts.path == b"/" || parts.path == NON_UTF8_PATH.as_bytes()),
+            }
+        }
+        assert_eq!(cut, 5);
     }
 
     #[test]
