@@ -665,6 +665,7 @@ pub enum CredentialHeader {
 
 /// The one classification of header names that both [`scan`] and [`Hinter::hint`] use, so a
 /// hint never overlooks what the scan would find.
+#[inline]
 fn credential_header(name: &[u8], names: &AuthMatcher) -> Option<CredentialHeader> {
     if name.eq_ignore_ascii_case(b"authorization") {
         Some(CredentialHeader::Authorization)
@@ -1122,6 +1123,8 @@ impl Names {
         names
     }
 
+    /// Rejects most names inline; the comparisons are out of line.
+    #[inline]
     fn matches(&self, name: &[u8]) -> bool {
         // The empty name is left to the full comparison (an empty exact name matches it).
         if let (Some(bit), Some(&last)) = (EndFilter::bit(name), name.last()) {
@@ -1129,6 +1132,11 @@ impl Names {
                 return false;
             }
         }
+        self.compare(name)
+    }
+
+    #[inline(never)]
+    fn compare(&self, name: &[u8]) -> bool {
         let n = name.len();
         let same_length = match self.by_length.get(n) {
             Some(&(start, end)) => &self.exact[start as usize..end as usize],
