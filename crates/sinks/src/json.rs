@@ -197,6 +197,64 @@ mod tests {
     }
 
     #[test]
+    fn plain_prefix_is_the_first_special_byte_at_every_length() {
+        for len in 0..50 {
+            let plain: Vec<u8> = (0..len).map(|i| b"a~ 0/#["[i % 7]).collect();
+            assert_eq!(plain_prefix(&plain), len, "plain, {len} bytes");
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+                    let mut v = plain.clone();
+                    v[at] = special;
+                    assert_eq!(plain_prefix(&v), at, "{len} bytes, {special:#x} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_prefix_matches_a_byte_by_byte_scan() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c >= 0x80 || NEEDS_ESCAPE[c as usize])
+                .unwrap_or(b.len())
+        };
+        // Every byte value at every place of a short string, in a plain run.
+        for len in 1..20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut v = vec![b'm'; len];
+                    v[at] = byte;
+                    assert_eq!(plain_prefix(&v), naive(&v), "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
+        // Mixes of the bytes next to each test's edges (carries and borrows between bytes).
+        let edges = [
+            0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xfe,
+            0xff, b'a',
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..50_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 40) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|i| {
+                    let pick = (state >> (i % 60)) as usize;
+                    // Mostly plain, so that the first special byte lands anywhere.
+                    if pick % 5 == 0 {
+                        edges[pick / 5 % edges.len()]
+                    } else {
+                        b'a' + (pick % 26) as u8
+                    }
+                })
+                .collect();
+            assert_eq!(plain_prefix(&v), naive(&v), "{v:?}");
+        }
+    }
+
+    #[test]
     fn strings_round_trip_through_a_json_parser() {
         let cases: [&[u8]; 6] = [
             b"",
