@@ -243,7 +243,7 @@ mod tests {
                 .map(|i| {
                     let pick = (state >> (i % 60)) as usize;
                     // Mostly plain, so that the first special byte lands anywhere.
-                    if pick % 5 == 0 {
+                    if pick.is_multiple_of(5) {
                         edges[pick / 5 % edges.len()]
                     } else {
                         b'a' + (pick % 26) as u8
