@@ -1035,6 +1035,8 @@ pub(crate) struct TargetParts<'t> {
     pub(crate) query: &'t [u8],
 }
 
+const NON_UTF8_PATH: &str = "/(non-utf8)";
+
 impl<'t> TargetParts<'t> {
     /// The path as text (always valid: see [`split_target`]).
     pub(crate) fn path_str(&self) -> &'t str {
@@ -1048,11 +1050,7 @@ impl<'t> TargetParts<'t> {
         }
         std::str::from_utf8(self.query).unwrap_or_default()
     }
-}
 
-const NON_UTF8_PATH: &str = "/(non-utf8)";
-
-impl<'t> TargetParts<'t> {
     /// Where these parts of `target` lie in it; `None` when one does not (a stand-in path).
     pub(crate) fn cuts(&self, target: &[u8]) -> Option<engine::TargetCuts> {
         let start = target.as_ptr() as usize;

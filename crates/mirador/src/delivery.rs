@@ -87,9 +87,7 @@ impl Delivery {
                             Msg::Batch(batch) => {
                                 if let Some(o) = out.as_mut() {
                                     for (i, rec) in batch.iter().enumerate() {
-                                        if let Some(ahead) = batch.get(i + 2) {
-                                            crate::output::prefetch_heads(&ahead.tx);
-                                        }
+                                        crate::output::prefetch_ahead(&batch, i);
                                         sinks::ecs::transaction(&mut buf, rec);
                                     }
                                     match o.write_all(&buf).await {

@@ -35,9 +35,7 @@ impl RecordWriter {
     /// Encodes and writes a batch; returns the records written.
     pub fn write(&mut self, batch: &[TxRecord]) -> Result<u64> {
         for (i, rec) in batch.iter().enumerate() {
-            if let Some(ahead) = batch.get(i + 2) {
-                prefetch_heads(&ahead.tx);
-            }
+            prefetch_ahead(batch, i);
             sinks::ecs::transaction(&mut self.buf, rec);
             if self.buf.len() >= 1 << 16 {
                 self.sink
@@ -59,9 +57,17 @@ impl RecordWriter {
     }
 }
 
+/// Starts loading the heads of the record two after `batch[i]`, for a loop that encodes
+/// `batch[i]` now: see [`prefetch_heads`].
+pub(crate) fn prefetch_ahead(batch: &[TxRecord], i: usize) {
+    if let Some(ahead) = batch.get(i + 2) {
+        prefetch_heads(&ahead.tx);
+    }
+}
+
 /// Starts loading both heads of `tx`, which the record reads first (header values) and which
 /// were written on another core: a record or two ahead, their cache misses overlap.
-pub(crate) fn prefetch_heads(tx: &http::Transaction) {
+fn prefetch_heads(tx: &http::Transaction) {
     use features::prefetch::read_slice;
     let heads = [
         tx.request.as_ref().map(|r| &r.head),

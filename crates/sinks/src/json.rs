@@ -228,7 +228,7 @@ mod tests {
                 }
             }
         }
-        // Mixes of the bytes next to each test's edges (carries and borrows between bytes).
+        // Mixes of plain bytes and the bytes either side of the plain range's edges.
         let edges = [
             0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xfe,
             0xff, b'a',
