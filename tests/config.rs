@@ -234,6 +234,7 @@ api_key_params = ["k"]
 session_cookies = ["*_sid"]
 bodies_in_full = 64
 body_sample_every = 4
+body_sample_max_every = 64
 spec = ""
 export_path = "{o}/inventory.json"
 export_interval_secs = 60

@@ -167,6 +167,8 @@ pub struct ParamTable {
     pub names: BTreeMap<Box<str>, ParamStat>,
     /// Occurrences of names that did not fit.
     pub dropped: u64,
+    /// Names and (name, value type) pairs seen for the first time, so far.
+    pub(crate) news: u64,
 }
 
 impl ParamTable {
@@ -175,6 +177,7 @@ impl ParamTable {
         let kind = ValueType::of(value);
         if let Some(stat) = self.names.get_mut(name) {
             stat.count += 1;
+            self.news += u64::from(stat.types[kind as usize] == 0);
             stat.types[kind as usize] += 1;
             return false;
         }
@@ -182,6 +185,7 @@ impl ParamTable {
             self.dropped += 1;
             return false;
         }
+        self.news += 1;
         let mut stat = ParamStat {
             count: 1,
             ..Default::default()
@@ -251,6 +255,46 @@ impl BodyStats {
             sizes: Sketch::new(),
             inspected: 0,
         }
+    }
+}
+
+/// Which of an endpoint's calls past its first bodies get their parameters, headers and bodies
+/// looked into: one in `every`, on calls that are multiples of the base rate. `every` doubles,
+/// up to a cap, after an inspection that taught the endpoint nothing, and falls back to the
+/// base rate after one that did: a settled API costs few inspections, a changing one is
+/// followed closely. With the cap at the base rate it is a fixed one-in-`base` sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodySampling {
+    every: u64,
+    /// The call to inspect next; 0 before the first sampled call is set.
+    next: u64,
+}
+
+impl BodySampling {
+    /// Whether call number `calls` (past the first `in_full`) is inspected.
+    pub(crate) fn due(&mut self, calls: u64, in_full: u64, base: u64) -> bool {
+        if self.next == 0 {
+            self.every = base.max(1);
+            self.next = (in_full / self.every + 1).saturating_mul(self.every);
+        }
+        calls >= self.next
+    }
+
+    /// After inspecting call `calls`: whether it taught the endpoint anything.
+    pub(crate) fn inspected(&mut self, calls: u64, taught: bool, base: u64, cap: u64) {
+        let base = base.max(1);
+        self.every = if taught {
+            base
+        } else {
+            self.every.saturating_mul(2).clamp(base, cap.max(base))
+        };
+        // Kept on multiples of `every` (a multiple of the base), as a fixed sample would be.
+        self.next = (calls / self.every + 1).saturating_mul(self.every);
+    }
+
+    /// Calls between sampled inspections now.
+    pub fn every(&self) -> u64 {
+        self.every
     }
 }
 
@@ -342,6 +386,7 @@ pub struct Endpoint {
     pub evidence: Option<(Box<str>, u32)>,
     /// The server address of that first transaction.
     pub server: Option<std::net::SocketAddr>,
+    pub(crate) sampling: BodySampling,
 }
 
 impl Endpoint {
@@ -385,12 +430,26 @@ impl Endpoint {
             unsigned_tokens: 0,
             evidence: None,
             server: None,
+            sampling: BodySampling::default(),
         }
     }
 
     /// The first path seen, with sensitive values redacted (for alerts).
     pub fn sample_path_redacted(&self) -> String {
         features::sensitive::redact(&self.sample_path).into_owned()
+    }
+
+    /// Grows whenever an inspection teaches the endpoint something: a parameter, header or
+    /// cookie name or value type, a content type, a sensitive-data tag, a body schema change.
+    pub(crate) fn news(&self) -> u64 {
+        self.query.news
+            + self.headers.news
+            + self.cookies.news
+            + self.request.content_types.len() as u64
+            + self.response.content_types.len() as u64
+            + self.sensitive.len() as u64
+            + self.request.schema.changes()
+            + self.response.schema.changes()
     }
 
     pub(crate) fn warmed_up(&self, limits: &EndpointLimits) -> bool {

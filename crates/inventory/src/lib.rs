@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod catalogue;
 pub mod endpoint;
+pub mod json;
 mod observe;
 pub mod openapi;
 pub mod profile;
@@ -256,6 +257,65 @@ mod tests {
             notes: None,
             prepared: None,
         }
+    }
+
+    /// One endpoint called `calls` times with the same JSON answer, which gains a field from
+    /// call `extra_from` on: the response bodies inspected, and whether the field was learnt.
+    fn inspections(max_every: u64, calls: u64, extra_from: Option<u64>) -> (u64, bool) {
+        let flow = Arc::new(engine::FlowIds {
+            uid: "C1".into(),
+            community_id: String::new(),
+            client: "10.0.0.1:4000".parse().unwrap(),
+            server: "10.9.9.9:80".parse().unwrap(),
+            vlan: None,
+            encoded: Default::default(),
+        });
+        let cfg = InventoryConfig {
+            bodies_in_full: 4,
+            body_sample_every: 8,
+            body_sample_max_every: max_every,
+            ..InventoryConfig::default()
+        };
+        let mut analyzer = Analyzer::new(cfg, profile::ProfileLimits::default());
+        for call in 1..=calls {
+            let body = if extra_from.is_some_and(|from| call >= from) {
+                r#"{"id":7,"name":"x","extra":true}"#
+            } else {
+                r#"{"id":7,"name":"x"}"#
+            };
+            let r = record(
+                &flow,
+                "GET /api/items/7 HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                &format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+                call * 10,
+            );
+            assert!(analyzer.observe(&r.flow, &r.tx).is_some());
+        }
+        let endpoints = analyzer.inventory.endpoints();
+        assert_eq!(endpoints.len(), 1);
+        let response = &endpoints[0].1.response;
+        let learnt = response.schema.fields().iter().any(|f| f.path == "extra");
+        (response.inspected, learnt)
+    }
+
+    #[test]
+    fn with_the_cap_at_the_base_rate_the_sample_is_fixed() {
+        // Calls 1-4, then every multiple of 8 up to 300.
+        assert_eq!(inspections(8, 300, None), (4 + 37, false));
+    }
+
+    #[test]
+    fn sampling_backs_off_while_nothing_is_new_and_returns_when_something_is() {
+        // Settled: 8, 16, 32, 64, then every 64th call (the cap).
+        assert_eq!(inspections(64, 300, None), (4 + 7, false));
+        // A field from call 100 on is seen at call 128; the rate starts over from one in 8
+        // (136, 144, 160, 192, then every 64th).
+        assert_eq!(inspections(64, 300, Some(100)), (4 + 5 + 4 + 1, true));
+        // A fixed one in 8 costs far more for the same finding.
+        assert_eq!(inspections(8, 300, Some(100)), (4 + 37, true));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use http::{Body, Head, Transaction};
 
 use crate::catalogue::{Catalogue, CatalogueLimits, RouteSource, Rule};
 use crate::endpoint::{Endpoint, EndpointLimits, Place};
+use crate::json;
 use crate::schema::{self, SchemaLimits};
 
 /// Everything the inventory needs, validated by the binary's config layer.
@@ -26,8 +27,10 @@ pub struct InventoryConfig {
     pub schema: SchemaLimits,
     /// Bodies of each endpoint and direction parsed and scanned in full before sampling.
     pub bodies_in_full: u64,
-    /// Then one body in this many.
+    /// Then one body in this many,
     pub body_sample_every: u64,
+    /// backing off (doubling) up to one in this many while inspections find nothing new.
+    pub body_sample_max_every: u64,
     /// Bytes of a non-JSON text body scanned for sensitive data.
     pub text_scan_bytes: usize,
     /// Decoded bytes kept of a sampled body whose coding the analysis stage did not undo
@@ -54,6 +57,7 @@ impl Default for InventoryConfig {
             },
             bodies_in_full: 128,
             body_sample_every: 256,
+            body_sample_max_every: 1024,
             text_scan_bytes: 64 * 1024,
             decode_keep_bytes: 64 * 1024,
             decode_max_bytes: 8 << 20,
@@ -365,7 +369,9 @@ impl Inventory {
     ///
     /// Every transaction updates its endpoint's counters, auth and sketches; parameters are
     /// typed, and parameters, headers and bodies scanned for sensitive data, on all of an
-    /// endpoint's first `bodies_in_full` calls and then on one in `body_sample_every`.
+    /// endpoint's first `bodies_in_full` calls and then on a sample: one in
+    /// `body_sample_every`, backing off to one in `body_sample_max_every` while inspections
+    /// teach the endpoint nothing new ([`crate::endpoint::BodySampling`]).
     pub fn observe(&mut self, flow: &engine::FlowIds, tx: &Transaction) -> Option<Annotations> {
         let mut notes = Annotations::default();
         self.observe_into(flow, tx, None, &mut notes)
@@ -567,8 +573,14 @@ impl Inventory {
         if notes.unauthenticated_success {
             ep.unauthenticated_success += 1;
         }
-        let inspect = ep.calls <= self.cfg.bodies_in_full
-            || ep.calls % self.cfg.body_sample_every.max(1) == 0;
+        let sampled = ep.calls > self.cfg.bodies_in_full;
+        let inspect = !sampled
+            || ep.sampling.due(
+                ep.calls,
+                self.cfg.bodies_in_full,
+                self.cfg.body_sample_every,
+            );
+        let news_before = if sampled && inspect { ep.news() } else { 0 };
 
         // Parameters: names always (a new one is news), types and values on the sample.
         let findings = &mut self.findings;
@@ -597,7 +609,7 @@ impl Inventory {
         }
         let mut lower = [0u8; 64];
         // Header names and cookies on the sample only: each costs a lowercase copy and lookups,
-        // and new ones still show within `body_sample_every` calls.
+        // and new ones still show on the next sampled call.
         let headers = if inspect { req.head.fields.len() } else { 0 };
         for (name, value) in req.head.iter().take(headers) {
             if name.len() > lower.len() {
@@ -692,6 +704,15 @@ impl Inventory {
         notes.inspected = inspect;
         notes.unseen_fields = body_notes.unseen_fields;
         notes.sensitive = notes.sensitive.union(body_notes.sensitive);
+        if sampled && inspect {
+            let taught = ep.news() != news_before;
+            ep.sampling.inspected(
+                ep.calls,
+                taught,
+                self.cfg.body_sample_every,
+                self.cfg.body_sample_max_every,
+            );
+        }
         true
     }
 
@@ -899,7 +920,7 @@ fn inspect_body(
                 .is_some_and(|&b| b == b'{' || b == b'['));
     let mut found: Vec<(String, Kind)> = Vec::new();
     if looks_json {
-        match serde_json::from_slice::<serde_json::Value>(content) {
+        match json::Doc::parse(content) {
             Ok(doc) => {
                 let obs = side.schema.observe(&doc);
                 if warm {
@@ -976,11 +997,13 @@ fn redact_query_credentials(target: &[u8], credentials: &[std::sync::Arc<Credent
 
 /// The field name of a leaf path: `user.email` → `email`, `tags[]` → `tags`.
 fn leaf_key(path: &str) -> &str {
-    let mut p = path;
-    while let Some(rest) = p.strip_suffix("[]") {
+    // On bytes: `.`, `[` and `]` are ASCII, so every cut is a char boundary.
+    let mut p = path.as_bytes();
+    while let [rest @ .., b'[', b']'] = p {
         p = rest;
     }
-    p.rsplit('.').next().unwrap_or(p)
+    let start = memchr::memrchr(b'.', p).map_or(0, |dot| dot + 1);
+    &path[start..p.len()]
 }
 
 fn scan_text(
@@ -1302,6 +1325,22 @@ fn is_standard_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaf_key_is_the_last_name_of_its_path() {
+        for (path, key) in [
+            ("user.email", "email"),
+            ("tags[]", "tags"),
+            ("orders[].items[][]", "items"),
+            ("a.b.é", "é"),
+            ("[]", ""),
+            ("", ""),
+            ("plain", "plain"),
+            ("x.", ""),
+        ] {
+            assert_eq!(leaf_key(path), key, "{path}");
+        }
+    }
 
     #[test]
     fn the_route_cache_keeps_two_per_set_most_recently_used_first() {

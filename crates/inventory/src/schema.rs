@@ -17,6 +17,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 
+use crate::json::{Doc, Json, View};
+
 /// Bounds of one schema.
 #[derive(Clone, Copy, Debug)]
 pub struct SchemaLimits {
@@ -73,15 +75,15 @@ const TYPE_NAMES: [(u8, &str); 7] = [
     (STRING, "string"),
 ];
 
-fn kind_of(value: &Value) -> u8 {
+fn kind_of<J: Json>(value: &View<'_, J>) -> u8 {
     match value {
-        Value::Null => NULL,
-        Value::Bool(_) => BOOLEAN,
-        Value::Number(n) if n.is_f64() => NUMBER,
-        Value::Number(_) => INTEGER,
-        Value::String(_) => STRING,
-        Value::Array(_) => ARRAY,
-        Value::Object(_) => OBJECT,
+        View::Null => NULL,
+        View::Bool => BOOLEAN,
+        View::Number(n) if n.is_f64() => NUMBER,
+        View::Number(_) => INTEGER,
+        View::String(_) => STRING,
+        View::Array(_) => ARRAY,
+        View::Object { .. } => OBJECT,
     }
 }
 
@@ -163,16 +165,19 @@ impl Default for FormatSniff {
 }
 
 impl FormatSniff {
-    fn sniff(&mut self, s: &str) {
+    /// Whether `s` ruled a format out.
+    fn sniff(&mut self, s: &str) -> bool {
         if self.sampled >= FORMAT_SAMPLE || self.candidates == 0 {
-            return;
+            return false;
         }
         self.sampled += 1;
+        let before = self.candidates;
         for format in Format::ALL {
             if self.candidates & format.bit() != 0 && !format.matches(s) {
                 self.candidates &= !format.bit();
             }
         }
+        self.candidates != before
     }
 
     fn merge(&mut self, other: &FormatSniff) {
@@ -247,6 +252,9 @@ pub struct Schema {
     documents: u64,
     not_json: u64,
     dropped: u64,
+    /// Times a document taught this schema something: a new place, a JSON type new to a
+    /// place, a string format ruled out, an object place turned into a map.
+    changes: u64,
 }
 
 /// Per-document bookkeeping of a walk.
@@ -267,13 +275,14 @@ impl Schema {
             documents: 0,
             not_json: 0,
             dropped: 0,
+            changes: 0,
         }
     }
 
     /// Parses `body` as JSON and learns it; `None` (counted in [`Schema::not_json`]) when it is
     /// not JSON, including documents nested deeper than serde_json's limit of 128.
     pub fn observe_bytes(&mut self, body: &[u8]) -> Option<Observation> {
-        match serde_json::from_slice::<Value>(body) {
+        match Doc::parse(body) {
             Ok(doc) => Some(self.observe(&doc)),
             Err(_) => {
                 self.not_json += 1;
@@ -282,7 +291,7 @@ impl Schema {
         }
     }
 
-    pub fn observe(&mut self, doc: &Value) -> Observation {
+    pub fn observe<J: Json>(&mut self, doc: &J) -> Observation {
         let mut walk = Walk {
             count_new: self.documents > 0,
             ..Walk::default()
@@ -319,6 +328,12 @@ impl Schema {
     /// not counted.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// How many times observing taught this schema something (see the field); it only grows,
+    /// so a caller can tell whether a document was news.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Nodes in use, at most `max_nodes`.
@@ -373,22 +388,30 @@ impl Schema {
     }
 
     /// `level` is the number of containers around `value`.
-    fn learn(&mut self, id: NodeId, value: &Value, level: usize, walk: &mut Walk) {
+    fn learn<J: Json>(&mut self, id: NodeId, value: &J, level: usize, walk: &mut Walk) {
+        let view = value.view();
         let node = self.node(id);
         node.seen = node.seen.saturating_add(1);
-        node.kinds |= kind_of(value);
-        let empty = match value {
-            Value::String(s) => {
-                node.formats.sniff(s);
+        let kinds = node.kinds | kind_of(&view);
+        let new_kind = kinds != node.kinds;
+        node.kinds = kinds;
+        let empty = match &view {
+            View::String(s) => {
+                let narrowed = node.formats.sniff(s);
+                self.changes += u64::from(new_kind || narrowed);
                 return;
             }
-            Value::Array(items) => items.is_empty(),
-            Value::Object(map) => {
+            View::Array(items) => items.is_empty(),
+            View::Object { len, .. } => {
                 node.objects = node.objects.saturating_add(1);
-                map.is_empty()
+                *len == 0
             }
-            _ => return,
+            _ => {
+                self.changes += u64::from(new_kind);
+                return;
+            }
         };
+        self.changes += u64::from(new_kind);
         if level >= self.max_depth() {
             walk.depth = walk
                 .depth
@@ -400,8 +423,8 @@ impl Schema {
             return;
         }
         walk.depth = walk.depth.max(level_u32(level + 1));
-        match value {
-            Value::Array(items) if !empty => match self.items_of(id, walk) {
+        match view {
+            View::Array(items) if !empty => match self.items_of(id, walk) {
                 Some(items_id) => {
                     for item in items {
                         self.learn(items_id, item, level + 1, walk);
@@ -413,8 +436,8 @@ impl Schema {
                         .max(level_u32(level).saturating_add(depth(value)))
                 }
             },
-            Value::Object(map) => {
-                for (key, value) in map {
+            View::Object { entries, .. } => {
+                for (key, value) in entries {
                     match self.child(id, key, level, walk) {
                         Some(child) => self.learn(child, value, level + 1, walk),
                         None => {
@@ -448,9 +471,12 @@ impl Schema {
 
     fn alloc_or_drop(&mut self, walk: &mut Walk) -> Option<NodeId> {
         let id = self.alloc();
-        if id.is_none() {
-            self.dropped += 1;
-            walk.truncated = true;
+        match id {
+            Some(_) => self.changes += 1,
+            None => {
+                self.dropped += 1;
+                walk.truncated = true;
+            }
         }
         id
     }
@@ -489,6 +515,7 @@ impl Schema {
         let properties = std::mem::take(&mut self.node(id).properties);
         self.node(id).is_map = true;
         self.dropped += properties.len() as u64;
+        self.changes += 1;
         let mut walk = Walk::default();
         for (_, child) in properties {
             // Detached first, so its slots are free for the merged schema.
@@ -644,10 +671,10 @@ fn level_u32(level: usize) -> u32 {
 }
 
 /// Calls `f(path, value)` for every string and number leaf of `doc` (a number as its JSON
-/// text), depth-first in the map's iteration order, paths spelt as in [`Schema::fields`] but
-/// with a map's real keys. Stops after [`LEAF_BUDGET`] leaves; containers deeper than
-/// `max_depth` (at most [`DEPTH_CEILING`]) are not entered.
-pub fn for_each_leaf(doc: &Value, max_depth: usize, f: &mut dyn FnMut(&str, &str)) {
+/// text), depth-first in key order, paths spelt as in [`Schema::fields`] but with a map's real
+/// keys. Stops after [`LEAF_BUDGET`] leaves; containers deeper than `max_depth` (at most
+/// [`DEPTH_CEILING`]) are not entered.
+pub fn for_each_leaf<J: Json>(doc: &J, max_depth: usize, f: &mut dyn FnMut(&str, &str)) {
     let mut scan = LeafScan {
         path: String::new(),
         number: String::new(),
@@ -667,22 +694,31 @@ struct LeafScan<'a> {
 }
 
 impl LeafScan<'_> {
-    fn visit(&mut self, value: &Value, level: usize) {
+    fn visit<J: Json>(&mut self, value: &J, level: usize) {
         if self.budget == 0 {
             return;
         }
-        match value {
-            Value::String(s) => {
+        match value.view() {
+            View::String(s) => {
                 self.budget -= 1;
                 (self.f)(&self.path, s);
             }
-            Value::Number(n) => {
+            View::Number(n) => {
                 self.budget -= 1;
-                self.number.clear();
-                let _ = write!(self.number, "{n}");
-                (self.f)(&self.path, &self.number);
+                // serde_json spells integers with itoa too; `write!` only for fractions.
+                let mut digits = itoa::Buffer::new();
+                let text = if let Some(u) = n.as_u64() {
+                    digits.format(u)
+                } else if let Some(i) = n.as_i64() {
+                    digits.format(i)
+                } else {
+                    self.number.clear();
+                    let _ = write!(self.number, "{n}");
+                    &self.number
+                };
+                (self.f)(&self.path, text);
             }
-            Value::Array(items) if level < self.max_depth => {
+            View::Array(items) if level < self.max_depth => {
                 let len = self.path.len();
                 self.path.push_str("[]");
                 for item in items {
@@ -693,9 +729,9 @@ impl LeafScan<'_> {
                 }
                 self.path.truncate(len);
             }
-            Value::Object(map) if level < self.max_depth => {
+            View::Object { entries, .. } if level < self.max_depth => {
                 let len = self.path.len();
-                for (key, value) in map {
+                for (key, value) in entries {
                     push_key(&mut self.path, key);
                     self.visit(value, level + 1);
                     self.path.truncate(len);
@@ -711,24 +747,24 @@ impl LeafScan<'_> {
 
 /// Nesting depth of a document: containers on the longest path (a scalar is 0, `[]` and
 /// `{"a": 1}` are 1). Iterative, so any depth is safe.
-pub fn depth(doc: &Value) -> u32 {
-    enum Children<'a> {
-        Items(std::slice::Iter<'a, Value>),
-        Values(serde_json::map::Values<'a>),
+pub fn depth<J: Json>(doc: &J) -> u32 {
+    enum Children<'a, J: Json + 'a> {
+        Items(std::slice::Iter<'a, J>),
+        Entries(J::Entries<'a>),
     }
-    fn children(value: &Value) -> Option<Children<'_>> {
-        match value {
-            Value::Array(items) => Some(Children::Items(items.iter())),
-            Value::Object(map) => Some(Children::Values(map.values())),
+    fn children<J: Json>(value: &J) -> Option<Children<'_, J>> {
+        match value.view() {
+            View::Array(items) => Some(Children::Items(items.iter())),
+            View::Object { entries, .. } => Some(Children::Entries(entries)),
             _ => None,
         }
     }
-    let mut stack: Vec<Children<'_>> = children(doc).into_iter().collect();
+    let mut stack: Vec<Children<'_, J>> = children(doc).into_iter().collect();
     let mut deepest = stack.len();
     while let Some(top) = stack.last_mut() {
         let next = match top {
             Children::Items(it) => it.next(),
-            Children::Values(it) => it.next(),
+            Children::Entries(it) => it.next().map(|(_, v)| v),
         };
         match next {
             None => {
@@ -1196,6 +1232,64 @@ mod tests {
         assert!(obs.truncated);
         assert_eq!(schema.dropped(), 1);
         assert!(!schema.to_json_schema(0.99).to_string().contains(&key));
+    }
+
+    #[test]
+    fn bodies_learn_what_their_parsed_values_teach() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"id": 1, "tags": ["a", "b"], "who": {"email": "a@example.com"}, "id": 2}"#,
+            br#"{"id": 1.5, "esc\"aped": "2024-03-01", "who": null, "extra": [{"x": 1}]}"#,
+            br#"[{"id": 3}, {"id": "x"}]"#,
+            br#"{"when": "2024-03-01T12:00:00Z", "who": {"email": "b@example.org"}}"#,
+        ];
+        let limits = SchemaLimits {
+            max_depth: 2,
+            max_properties: 4,
+            max_nodes: 12,
+        };
+        let (mut from_bytes, mut from_values) = (Schema::new(limits), Schema::new(limits));
+        for body in bodies {
+            let value: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(
+                from_bytes.observe_bytes(body),
+                Some(from_values.observe(&value))
+            );
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for_each_leaf(&Doc::parse(body).unwrap(), 2, &mut |p, v| {
+                a.push(format!("{p}={v}"))
+            });
+            for_each_leaf(&value, 2, &mut |p, v| b.push(format!("{p}={v}")));
+            assert_eq!(a, b);
+        }
+        assert_eq!(
+            from_bytes.to_json_schema(0.9),
+            from_values.to_json_schema(0.9)
+        );
+        assert_eq!(from_bytes.changes(), from_values.changes());
+        assert_eq!(from_bytes.dropped(), from_values.dropped());
+        assert!(from_bytes.changes() > 0);
+    }
+
+    #[test]
+    fn a_schema_counts_what_documents_teach_it() {
+        let mut schema = Schema::new(SchemaLimits::default());
+        schema.observe(&json!({"a": 1, "b": "x"}));
+        let learnt = schema.changes();
+        schema.observe(&json!({"a": 2, "b": "y"}));
+        assert_eq!(
+            schema.changes(),
+            learnt,
+            "the same shape again teaches nothing"
+        );
+        schema.observe(&json!({"a": 2.5, "b": "y"}));
+        assert_eq!(
+            schema.changes(),
+            learnt + 1,
+            "a fraction where integers were"
+        );
+        schema.observe(&json!({"a": 2, "b": "y", "c": [true]}));
+        // Two new places (the property, its items), each with its first type.
+        assert_eq!(schema.changes(), learnt + 1 + 4, "a property and its items");
     }
 
     #[test]

@@ -229,9 +229,11 @@ pub struct InventorySection {
     pub api_key_headers: Vec<String>,
     pub api_key_params: Vec<String>,
     pub session_cookies: Vec<String>,
-    /// Bodies per endpoint and direction parsed in full, then one in `body_sample_every`.
+    /// Bodies per endpoint and direction parsed in full, then one in `body_sample_every`,
+    /// backing off to one in `body_sample_max_every` while inspections find nothing new.
     pub bodies_in_full: u64,
     pub body_sample_every: u64,
+    pub body_sample_max_every: u64,
     /// Reference OpenAPI spec (YAML or JSON) to mark operations shadow, zombie or unused.
     pub spec: String,
     /// Where `mirador run` writes the inventory every `export_interval_secs`; "" for nowhere.
@@ -258,6 +260,7 @@ impl Default for InventorySection {
             session_cookies: Vec::new(),
             bodies_in_full: i.bodies_in_full,
             body_sample_every: i.body_sample_every,
+            body_sample_max_every: i.body_sample_max_every,
             spec: String::new(),
             export_path: String::new(),
             export_interval_secs: 300,
@@ -485,6 +488,7 @@ const SCHEMA: &[SectionSchema] = &[
             ("session_cookies", Kind::StrList),
             ("bodies_in_full", U64),
             ("body_sample_every", U64),
+            ("body_sample_max_every", U64),
             ("spec", STR),
             ("export_path", STR),
             ("export_interval_secs", U64),
@@ -1283,6 +1287,15 @@ impl Config {
             1_000_000,
             "inventory.body_sample_every",
         )?;
+        check(
+            (i.body_sample_every..=1_000_000).contains(&i.body_sample_max_every),
+            "inventory.body_sample_max_every",
+            format!(
+                "must be between inventory.body_sample_every ({}) and 1000000 (equal to it for \
+                 a fixed sample)",
+                i.body_sample_every
+            ),
+        )?;
         for (key, action, rules) in [
             (
                 "inventory.force_templates",
@@ -1432,6 +1445,7 @@ impl Config {
         c.identity_key = i.identity_key.as_bytes().to_vec();
         c.bodies_in_full = i.bodies_in_full;
         c.body_sample_every = i.body_sample_every;
+        c.body_sample_max_every = i.body_sample_max_every;
         c.decode_keep_bytes = self.http.body_keep_bytes;
         c.decode_max_bytes = self.http.max_decompressed_bytes;
         c
@@ -1746,6 +1760,8 @@ mod tests {
             ("[pipeline]\nworkers = 257\n", "pipeline.workers: must be at most 256 (0 picks one per core, less one)"),
             ("[pipeline]\nqueue_batches = 0\n", "pipeline.queue_batches: must be between 1 and 65536"),
             ("[pipeline]\nqueue_batches = 65537\n", "pipeline.queue_batches: must be between 1 and 65536"),
+            ("[inventory]\nbody_sample_max_every = 255\n", "inventory.body_sample_max_every: must be between inventory.body_sample_every (256) and 1000000 (equal to it for a fixed sample)"),
+            ("[inventory]\nbody_sample_every = 64\nbody_sample_max_every = 1000001\n", "inventory.body_sample_max_every: must be between inventory.body_sample_every (64) and 1000000 (equal to it for a fixed sample)"),
             ("[run]\nshutdown_deadline_secs = 0\n", "run.shutdown_deadline_secs: must be between 1 and 3600"),
             ("[run]\nshutdown_deadline_secs = 3601\n", "run.shutdown_deadline_secs: must be between 1 and 3600"),
             ("[metrics]\nlisten = \"localhost:9108\"\n", "metrics.listen: \"localhost:9108\" is not an address:port; use e.g. \"127.0.0.1:9108\" or \"[::1]:9108\", or \"\" to disable metrics"),
