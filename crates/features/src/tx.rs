@@ -155,10 +155,15 @@ impl TxFeatures {
     /// unseen parameters and fields) set: everything else is known from the transaction alone,
     /// so a flow worker extracts it and the analysis stage adds these.
     pub fn with_history(mut self, body_depth: u32, unseen_params: u32, unseen_fields: u32) -> Self {
+        self.set_history(body_depth, unseen_params, unseen_fields);
+        self
+    }
+
+    /// [`TxFeatures::with_history`] in place.
+    pub fn set_history(&mut self, body_depth: u32, unseen_params: u32, unseen_fields: u32) {
         self[TxFeature::BodyDepth] = f64::from(body_depth);
         self[TxFeature::UnseenParams] = f64::from(unseen_params);
         self[TxFeature::UnseenFields] = f64::from(unseen_fields);
-        self
     }
 
     pub fn get(&self, feature: TxFeature) -> f64 {
