@@ -259,17 +259,22 @@ mod tests {
         }
     }
 
-    /// One endpoint called `calls` times with the same JSON answer, which gains a field from
-    /// call `extra_from` on: the response bodies inspected, and whether the field was learnt.
-    fn inspections(max_every: u64, calls: u64, extra_from: Option<u64>) -> (u64, bool) {
-        let flow = Arc::new(engine::FlowIds {
+    /// 10.0.0.1:4000 → 10.9.9.9:80.
+    fn one_flow() -> Arc<engine::FlowIds> {
+        Arc::new(engine::FlowIds {
             uid: "C1".into(),
             community_id: String::new(),
             client: "10.0.0.1:4000".parse().unwrap(),
             server: "10.9.9.9:80".parse().unwrap(),
             vlan: None,
             encoded: Default::default(),
-        });
+        })
+    }
+
+    /// One endpoint called `calls` times with the same JSON answer, which gains a field from
+    /// call `extra_from` on: the response bodies inspected, and whether the field was learnt.
+    fn inspections(max_every: u64, calls: u64, extra_from: Option<u64>) -> (u64, bool) {
+        let flow = one_flow();
         let cfg = InventoryConfig {
             bodies_in_full: 4,
             body_sample_every: 8,
@@ -454,14 +459,7 @@ mod tests {
 
     #[test]
     fn a_worker_walks_the_headers_once_to_the_same_host_cookies_and_hint() {
-        let flow = Arc::new(engine::FlowIds {
-            uid: "C1".into(),
-            community_id: String::new(),
-            client: "10.0.0.1:4000".parse().unwrap(),
-            server: "10.9.9.9:80".parse().unwrap(),
-            vlan: None,
-            encoded: Default::default(),
-        });
+        let flow = one_flow();
         let heads = [
             "GET /a?x=1 HTTP/1.1\r\n\r\n",
             "GET /a HTTP/1.1\r\nHost: h.example\r\n\r\n",
