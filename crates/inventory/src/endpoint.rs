@@ -291,11 +291,6 @@ impl BodySampling {
         // Kept on multiples of `every` (a multiple of the base), as a fixed sample would be.
         self.next = (calls / self.every + 1).saturating_mul(self.every);
     }
-
-    /// Calls between sampled inspections now.
-    pub fn every(&self) -> u64 {
-        self.every
-    }
 }
 
 /// A credential's scheme, location (`header`, `query`, `cookie`) and name.

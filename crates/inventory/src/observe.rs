@@ -580,7 +580,7 @@ impl Inventory {
                 self.cfg.bodies_in_full,
                 self.cfg.body_sample_every,
             );
-        let news_before = if sampled && inspect { ep.news() } else { 0 };
+        let news_before = (sampled && inspect).then(|| ep.news());
 
         // Parameters: names always (a new one is news), types and values on the sample.
         let findings = &mut self.findings;
@@ -704,8 +704,8 @@ impl Inventory {
         notes.inspected = inspect;
         notes.unseen_fields = body_notes.unseen_fields;
         notes.sensitive = notes.sensitive.union(body_notes.sensitive);
-        if sampled && inspect {
-            let taught = ep.news() != news_before;
+        if let Some(before) = news_before {
+            let taught = ep.news() != before;
             ep.sampling.inspected(
                 ep.calls,
                 taught,

@@ -390,15 +390,17 @@ impl Schema {
     /// `level` is the number of containers around `value`.
     fn learn<J: Json>(&mut self, id: NodeId, value: &J, level: usize, walk: &mut Walk) {
         let view = value.view();
-        let node = self.node(id);
+        let node = &mut self.nodes[id as usize];
         node.seen = node.seen.saturating_add(1);
         let kinds = node.kinds | kind_of(&view);
         let new_kind = kinds != node.kinds;
         node.kinds = kinds;
+        // A value that brings a new type and rules out a format is one change.
+        self.changes += u64::from(new_kind);
         let empty = match &view {
             View::String(s) => {
                 let narrowed = node.formats.sniff(s);
-                self.changes += u64::from(new_kind || narrowed);
+                self.changes += u64::from(narrowed && !new_kind);
                 return;
             }
             View::Array(items) => items.is_empty(),
@@ -406,12 +408,8 @@ impl Schema {
                 node.objects = node.objects.saturating_add(1);
                 *len == 0
             }
-            _ => {
-                self.changes += u64::from(new_kind);
-                return;
-            }
+            _ => return,
         };
-        self.changes += u64::from(new_kind);
         if level >= self.max_depth() {
             walk.depth = walk
                 .depth
