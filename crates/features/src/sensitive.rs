@@ -375,6 +375,9 @@ struct Scanner<'a> {
     /// No `@` at or after this offset.
     no_at_sign_from: usize,
     pem_end: NextMatch,
+    /// End of the bytes taken whole so far (findings, skipped named values): a local part may
+    /// start there, inside a word, but not before.
+    taken: usize,
 }
 
 /// The next `@` (or `%40`) ahead of the cursor and where its local part starts.
@@ -382,6 +385,8 @@ struct AtSign {
     pos: usize,
     len: usize,
     local_start: Option<usize>,
+    /// The `taken` offset `local_start` was worked out from.
+    floor: usize,
     tried: bool,
 }
 
@@ -426,6 +431,7 @@ impl<'a> Scanner<'a> {
             at_sign: None,
             no_at_sign_from: usize::MAX,
             pem_end: NextMatch::default(),
+            taken: 0,
         }
     }
 
@@ -481,6 +487,7 @@ impl<'a> Scanner<'a> {
                         Named::NotSecret => None,
                         Named::Skip(resume) => {
                             i = resume.max(i + 1);
+                            self.taken = i;
                             continue;
                         }
                         Named::Found(kind, range) => Some((kind, range)),
@@ -492,6 +499,7 @@ impl<'a> Scanner<'a> {
             match found {
                 Some((kind, range)) => {
                     i = range.end.max(i + 1);
+                    self.taken = i;
                     out.push(Finding { kind, range });
                 }
                 None => i += 1,
@@ -540,7 +548,8 @@ impl<'a> Scanner<'a> {
                     self.at_sign = Some(AtSign {
                         pos,
                         len,
-                        local_start: email_local_start(self.s, pos, i),
+                        local_start: email_local_start(self.s, pos, self.taken),
+                        floor: self.taken,
                         tried: false,
                     });
                 }
@@ -555,6 +564,12 @@ impl<'a> Scanner<'a> {
         let at = self.at_sign.as_mut()?;
         if at.tried {
             return None;
+        }
+        // The floor is what was taken, not where the scan stands, so the answer does not
+        // depend on which words the scan looked at (prose passed over or not).
+        if at.floor != self.taken {
+            at.local_start = email_local_start(s, at.pos, self.taken);
+            at.floor = self.taken;
         }
         let start = at.local_start?;
         if start >= i {
@@ -648,15 +663,19 @@ fn find_at_sign(s: &[u8], from: usize) -> Option<(usize, usize)> {
 
 /// Start of the local part before the `@` at `at`, not before `floor`.
 fn email_local_start(s: &[u8], at: usize, floor: usize) -> Option<usize> {
+    // The local part goes on before `j`: a local-part byte that is not the letter of a JSON
+    // escape (`\nuser@…` starts at `u`).
+    let goes_on = |j: usize| {
+        has(s[j - 1], LOCAL) && !(j >= 2 && s[j - 2] == b'\\' && is_escape_letter(s[j - 1]))
+    };
     let low = floor.max(at.saturating_sub(MAX_LOCAL_LEN));
     let mut j = at;
-    while j > low && has(s[j - 1], LOCAL) {
-        if j >= 2 && s[j - 2] == b'\\' && is_escape_letter(s[j - 1]) {
-            break;
-        }
+    while j > low && goes_on(j) {
         j -= 1;
     }
-    if j == low && low > floor && has(s[low - 1], LOCAL) {
+    // Longer than a local part may be, by the same rule that ends one (so the answer does not
+    // depend on where the scan started from).
+    if j == low && low > floor && goes_on(low) {
         return None;
     }
     // `%3Djohn%40…`: the two hex digits belong to the escape before the address.
@@ -1642,6 +1661,36 @@ mod tests {
         ",",
         "%40",
     ];
+
+    #[test]
+    fn a_local_part_of_the_longest_length_after_an_escape_is_found_from_anywhere() {
+        // 64 bytes between the `\n` escape and the `@`: the longest local part there is. A scan
+        // from the start once took the escape's `n` for a 65th byte (seen in CI).
+        let local = "ghp_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnhunter2jane.doeuser";
+        assert_eq!(local.len(), 64);
+        let text = format!("alpha \\n{local}@example.orgpassword");
+        let email = vec![(Kind::Email, 8..92)];
+        assert_eq!(scanned(text.as_bytes(), true), email);
+        assert_eq!(scanned(text.as_bytes(), false), email);
+        // One byte more is no local part, whichever way the scan came.
+        let longer = format!("alpha \\nx{local}@example.org");
+        assert_eq!(scanned(longer.as_bytes(), true), vec![]);
+        assert_eq!(scanned(longer.as_bytes(), false), vec![]);
+    }
+
+    #[test]
+    fn an_address_whose_head_a_finding_took_is_found_whichever_words_were_looked_at() {
+        // Too long a local part from the start of its word, a short one after the key that
+        // takes the word's head; the word-by-word scan once looked at the address from the
+        // start of the text and never again.
+        let text = "alpha -----BEGIN PRIVATE KEY-----gammaxoxb-1234-5678-abcdefgh\
+                    eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnuser@example.org+44 20 7946 0958";
+        let found = scanned(text.as_bytes(), false);
+        assert_eq!(found, scanned(text.as_bytes(), true));
+        let kinds: Vec<Kind> = found.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(kinds, [Kind::PrivateKey, Kind::Email]);
+        assert!(text[found[1].1.clone()].ends_with("user@example.org"));
+    }
 
     proptest! {
         #[test]
